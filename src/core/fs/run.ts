@@ -1,0 +1,30 @@
+import { spawn } from 'node:child_process';
+
+export interface RunOptions {
+  cwd?: string;
+  input?: string | Buffer;
+}
+
+export interface RunResult {
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs a helper program (mount, mknod, setfattr …) and fails with its own words when it fails. */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', (err) => reject(new Error(`cannot run ${command}: ${err.message}`)));
+    child.on('close', (code, signal) => {
+      const errText = Buffer.concat(stderr).toString('utf8').trim();
+      if (code === 0) resolve({ stdout: Buffer.concat(stdout), stderr: errText });
+      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${errText || 'no message'}`));
+    });
+    child.stdin.on('error', () => {}); // a helper that exits early closes its stdin; its exit code tells the story
+    child.stdin.end(options.input ?? '');
+  });
+}

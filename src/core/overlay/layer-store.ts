@@ -1,0 +1,186 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { mountsBelow, unmount } from './mounts.ts';
+
+// The on-disk layout of Docker's overlay2 driver: <home>/<id>/{diff,work,merged,link,lower}
+// and short links <home>/l/<link> -> ../<id>/diff. Lower chains name layers by those short
+// links, relative to <home>, so the mount options of a 125-layer image stay well under a page
+// and the home path (which may contain ':' or ',') never appears in them.
+
+export type LayerKind = 'ro' | 'rw';
+
+/** Overlay accepts at most this many lower directories (overlay2's maxDepth). */
+export const MAX_LOWER_DEPTH = 128;
+
+const LINK_DIR = 'l';
+const LAYER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const STAGING_PREFIX = '.creating-';
+const APPLYING_DIR = 'diff.applying';
+
+export class LayerError extends Error {}
+
+export function checkLayerId(id: string | undefined): string {
+  if (!id || !LAYER_ID.test(id)) throw new LayerError(`invalid layer id ${JSON.stringify(id)}`);
+  return id;
+}
+
+function randomLinkName(): string {
+  // 12 base32 characters: 60 random bits, short enough for 128 lowers in one page of options.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  return Array.from(crypto.randomBytes(12), (b) => alphabet[b & 31]).join('');
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.lstat(p).then(() => true, () => false);
+}
+
+export class LayerStore {
+  readonly home: string;
+
+  constructor(home: string) {
+    this.home = home;
+  }
+
+  layerDir(id: string): string {
+    return path.join(this.home, checkLayerId(id));
+  }
+  diffDir(id: string): string {
+    return path.join(this.layerDir(id), 'diff');
+  }
+  workDir(id: string): string {
+    return path.join(this.layerDir(id), 'work');
+  }
+  mergedDir(id: string): string {
+    return path.join(this.layerDir(id), 'merged');
+  }
+
+  /** Creates the home and removes what an interrupted create or remove left behind. */
+  async open(): Promise<void> {
+    await fs.mkdir(path.join(this.home, LINK_DIR), { recursive: true, mode: 0o700 });
+    for (const name of await fs.readdir(this.home)) {
+      if (name.startsWith(STAGING_PREFIX)) await this.removeTree(path.join(this.home, name));
+    }
+    for (const id of await this.ids()) {
+      const applying = path.join(this.layerDir(id), APPLYING_DIR);
+      if (await exists(applying)) await this.removeTree(applying);
+    }
+    const linkDir = path.join(this.home, LINK_DIR);
+    for (const name of await fs.readdir(linkDir)) {
+      const link = path.join(linkDir, name);
+      if (!(await fs.stat(link).then(() => true, () => false))) await fs.rm(link, { force: true });
+    }
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return exists(this.layerDir(id));
+  }
+
+  async kind(id: string): Promise<LayerKind> {
+    const text = await this.readLayerFile(id, 'kind');
+    return text === 'rw' ? 'rw' : 'ro';
+  }
+
+  async parent(id: string): Promise<string> {
+    return this.readLayerFile(id, 'parent');
+  }
+
+  /** Short link names of the lower layers, topmost first. */
+  async lowerLinks(id: string): Promise<string[]> {
+    const text = await this.readLayerFile(id, 'lower').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return '';
+      throw err;
+    });
+    return text ? text.split(':') : [];
+  }
+
+  async linkName(id: string): Promise<string> {
+    return this.readLayerFile(id, 'link');
+  }
+
+  /** Absolute diff directories of the lower layers, topmost first. */
+  async lowerDiffDirs(id: string): Promise<string[]> {
+    const links = await this.lowerLinks(id);
+    return Promise.all(links.map((link) => fs.realpath(path.join(this.home, link))));
+  }
+
+  async create(id: string, parent: string | undefined, kind: LayerKind): Promise<void> {
+    checkLayerId(id);
+    if (await this.exists(id)) throw new LayerError(`layer ${id} already exists`);
+    let lower = '';
+    if (parent) {
+      if (!(await this.exists(parent))) throw new LayerError(`parent layer ${parent} of ${id} does not exist`);
+      const parentLowers = await this.lowerLinks(parent);
+      if (parentLowers.length + 1 > MAX_LOWER_DEPTH) {
+        throw new LayerError(`layer ${id} would have ${parentLowers.length + 1} lower layers; overlay allows ${MAX_LOWER_DEPTH}`);
+      }
+      lower = [`${LINK_DIR}/${await this.linkName(parent)}`, ...parentLowers].join(':');
+    }
+    // Built under a staging name and renamed, so a crash never leaves a half-made layer.
+    const staging = path.join(this.home, `${STAGING_PREFIX}${id}`);
+    await fs.mkdir(staging, { mode: 0o700 });
+    const link = randomLinkName();
+    await fs.mkdir(path.join(staging, 'diff'), { mode: 0o755 });
+    await fs.chmod(path.join(staging, 'diff'), 0o755);
+    await fs.mkdir(path.join(staging, 'work'), { mode: 0o700 });
+    await fs.mkdir(path.join(staging, 'merged'), { mode: 0o700 });
+    await fs.writeFile(path.join(staging, 'link'), link);
+    await fs.writeFile(path.join(staging, 'kind'), kind);
+    await fs.writeFile(path.join(staging, 'parent'), parent ?? '');
+    if (lower) await fs.writeFile(path.join(staging, 'lower'), lower);
+    await fs.rename(staging, this.layerDir(id));
+    await fs.symlink(`../${id}/diff`, path.join(this.home, LINK_DIR, link));
+  }
+
+  async remove(id: string): Promise<void> {
+    const dir = this.layerDir(id);
+    if (!(await exists(dir))) return;
+    const link = await this.linkName(id).catch(() => '');
+    if (link) await fs.rm(path.join(this.home, LINK_DIR, link), { force: true });
+    // Renamed first so that a crash mid-way leaves a staging dir that open() finishes removing.
+    const doomed = path.join(this.home, `${STAGING_PREFIX}${id}-${crypto.randomBytes(4).toString('hex')}`);
+    for (const mountPoint of await mountsBelow(dir)) await unmount(mountPoint);
+    await fs.rename(dir, doomed);
+    await this.removeTree(doomed);
+  }
+
+  /**
+   * A layer's content is unpacked beside its (empty) diff dir and swapped in whole, so a failed
+   * or killed ApplyDiff never leaves half a layer behind.
+   */
+  async beginApply(id: string): Promise<string> {
+    const staging = path.join(this.layerDir(id), APPLYING_DIR);
+    await this.removeTree(staging);
+    await fs.mkdir(staging, { mode: 0o755 });
+    await fs.chmod(staging, 0o755);
+    return staging;
+  }
+
+  async commitApply(id: string): Promise<void> {
+    const diff = this.diffDir(id);
+    if ((await fs.readdir(diff)).length > 0) throw new LayerError(`layer ${id} already has content; dockerd applies a diff only once`);
+    // rename(2) replaces an empty directory atomically.
+    await fs.rename(path.join(this.layerDir(id), APPLYING_DIR), diff);
+  }
+
+  async abortApply(id: string): Promise<void> {
+    await this.removeTree(path.join(this.layerDir(id), APPLYING_DIR));
+  }
+
+  /** Layer ids present, for status and for cleanup. */
+  async ids(): Promise<string[]> {
+    const names = await fs.readdir(this.home);
+    return names.filter((name) => name !== LINK_DIR && !name.startsWith(STAGING_PREFIX) && LAYER_ID.test(name));
+  }
+
+  private async readLayerFile(id: string, name: string): Promise<string> {
+    return (await fs.readFile(path.join(this.layerDir(id), name), 'utf8')).trim();
+  }
+
+  private async removeTree(dir: string): Promise<void> {
+    // fs.rm would descend into anything still mounted below and delete the mounted content.
+    for (const mountPoint of await mountsBelow(dir)) await unmount(mountPoint);
+    if ((await mountsBelow(dir)).length > 0) throw new LayerError(`cannot remove ${dir}: something is still mounted below it`);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,56 @@
+import fs from 'node:fs/promises';
+import { run } from '../fs/run.ts';
+
+// Node cannot call mount(2); the mount and umount programs (util-linux on a host, busybox in
+// the plugin's rootfs) do it. Relative lowerdir paths are resolved against the mount
+// process's working directory, which keeps options short for deep images.
+
+export interface MountEntry {
+  mountPoint: string;
+  fsType: string;
+}
+
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+export async function listMounts(): Promise<MountEntry[]> {
+  const text = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  const mounts: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const fields = line.split(' ');
+    const separator = fields.indexOf('-');
+    mounts.push({ mountPoint: unescapeMountField(fields[4]!), fsType: fields[separator + 1]! });
+  }
+  return mounts;
+}
+
+/** Mount points at or below `dir`, deepest first so they can be unmounted in that order. */
+export async function mountsBelow(dir: string): Promise<string[]> {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return (await listMounts())
+    .map((m) => m.mountPoint)
+    .filter((p) => p === dir || p.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+}
+
+export async function isMountPoint(dir: string): Promise<boolean> {
+  return (await listMounts()).some((m) => m.mountPoint === dir);
+}
+
+export async function mountOverlay(options: string, target: string, cwd: string): Promise<void> {
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
+}
+
+export async function unmount(target: string): Promise<void> {
+  try {
+    await run('umount', [target]);
+  } catch (err) {
+    // A mount still busy (a process inside it) is detached instead, as Docker does on removal,
+    // so the layer can go; the kernel frees it when the last user leaves.
+    if (!(await isMountPoint(target))) return;
+    if (!/busy/i.test((err as Error).message)) throw err;
+    await run('umount', ['-l', target]);
+  }
+}

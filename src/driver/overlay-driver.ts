@@ -1,0 +1,210 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { KeyedLock } from '../core/keyed-lock.ts';
+import { log } from '../core/log.ts';
+import { applyLayer } from '../core/overlay/apply-layer.ts';
+import { overlayChanges } from '../core/overlay/changes.ts';
+import { exportLayer } from '../core/overlay/export-layer.ts';
+import { checkHostSupport, overlayFeatureOptions } from '../core/overlay/host-support.ts';
+import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-store.ts';
+import { listMounts, mountOverlay, mountsBelow, unmount } from '../core/overlay/mounts.ts';
+import { treeSize } from '../core/fs/walk.ts';
+import { loadInitState, saveInitState } from './init-state.ts';
+import { checkDriverOptions } from './options.ts';
+import type { Change, InitRequest, LayerRequest } from './protocol.ts';
+
+// The graphdriver itself: overlay2's behaviour on overlay2's on-disk layout, with every piece of
+// state on disk so that a restarted plugin (which dockerd never re-initialises) carries on.
+
+const PAGE_SIZE = 4096;
+
+export class OverlayDriver {
+  private readonly stateFile: string;
+  private store: LayerStore | undefined;
+  private backingFs = '';
+  private featureOptions: string[] = [];
+  /** Outstanding Get calls per mounted layer. */
+  private readonly mountRefs = new Map<string, number>();
+  private readonly locks = new KeyedLock();
+
+  constructor(stateFile: string) {
+    this.stateFile = stateFile;
+  }
+
+  /** Resumes after a plugin restart from the state the last Init left. */
+  async resume(): Promise<void> {
+    const state = await loadInitState(this.stateFile);
+    if (!state) return;
+    await this.start(state);
+    log.info(`resumed with home ${state.Home} from ${this.stateFile}`);
+  }
+
+  async init(request: InitRequest): Promise<void> {
+    await this.start(request);
+    await saveInitState(this.stateFile, request);
+    log.info(`initialised: home ${request.Home}, backing filesystem ${this.backingFs}`);
+  }
+
+  private async start(request: InitRequest): Promise<void> {
+    if (!request.Home || !path.isAbsolute(request.Home)) throw new Error(`Init needs an absolute Home, got ${JSON.stringify(request.Home)}`);
+    if ((request.UIDMaps?.length ?? 0) > 0 || (request.GIDMaps?.length ?? 0) > 0) {
+      throw new Error('user namespace remapping (userns-remap) is not supported; start dockerd without it');
+    }
+    checkDriverOptions(request.Opts);
+    await fs.mkdir(request.Home, { recursive: true, mode: 0o710 });
+    this.backingFs = await checkHostSupport(request.Home);
+    this.featureOptions = await overlayFeatureOptions();
+    const store = new LayerStore(request.Home);
+    await store.open();
+    this.store = store;
+    this.mountRefs.clear();
+    // Layers still mounted were handed out by the previous process; each counts as one Get.
+    for (const mount of await listMounts()) {
+      const match = mount.mountPoint.startsWith(`${request.Home}/`) && /^([^/]+)\/merged$/.exec(mount.mountPoint.slice(request.Home.length + 1));
+      if (match) this.mountRefs.set(match[1]!, 1);
+    }
+  }
+
+  private layers(): LayerStore {
+    if (!this.store) throw new Error('the driver has not been initialised: restart dockerd so that it sends Init');
+    return this.store;
+  }
+
+  async create(request: LayerRequest, kind: LayerKind): Promise<void> {
+    const id = checkLayerId(request.ID);
+    if (request.StorageOpt && Object.keys(request.StorageOpt).length > 0) {
+      throw new Error(`layer ${id}: storage options (${Object.keys(request.StorageOpt).join(', ')}) are not supported`);
+    }
+    await this.locks.run(id, () => this.layers().create(id, request.Parent || undefined, kind));
+  }
+
+  async remove(request: LayerRequest): Promise<void> {
+    const id = checkLayerId(request.ID);
+    await this.locks.run(id, async () => {
+      await this.layers().remove(id);
+      this.mountRefs.delete(id);
+    });
+  }
+
+  async exists(request: LayerRequest): Promise<boolean> {
+    return this.layers().exists(checkLayerId(request.ID));
+  }
+
+  async get(request: LayerRequest): Promise<string> {
+    const id = checkLayerId(request.ID);
+    return this.locks.run(id, async () => {
+      const store = this.layers();
+      if (!(await store.exists(id))) throw new Error(`layer ${id} does not exist`);
+      const lowers = await store.lowerLinks(id);
+      if (lowers.length === 0) return store.diffDir(id);
+      const merged = store.mergedDir(id);
+      const refs = this.mountRefs.get(id) ?? 0;
+      if (refs === 0) await this.mount(id, lowers, await store.kind(id));
+      this.mountRefs.set(id, refs + 1);
+      return merged;
+    });
+  }
+
+  private async mount(id: string, lowers: string[], kind: LayerKind): Promise<void> {
+    const store = this.layers();
+    const options = kind === 'rw'
+      ? [`lowerdir=${lowers.join(':')}`, `upperdir=${id}/diff`, `workdir=${id}/work`]
+      // Image layers are mounted read-only with their own diff as the top lower: dockerd only
+      // reads them (docker save), and no upper dir means no clash with containers above them.
+      : ['ro', `lowerdir=${[`l/${await store.linkName(id)}`, ...lowers].join(':')}`];
+    const optionText = [...options, ...this.featureOptions].join(',');
+    if (optionText.length >= PAGE_SIZE) {
+      throw new Error(`layer ${id}: overlay mount options are ${optionText.length} bytes, over the kernel's limit of ${PAGE_SIZE - 1}`);
+    }
+    await mountOverlay(optionText, store.mergedDir(id), store.home);
+  }
+
+  async put(request: LayerRequest): Promise<void> {
+    const id = checkLayerId(request.ID);
+    await this.locks.run(id, async () => {
+      const refs = this.mountRefs.get(id) ?? 0;
+      if (refs > 1) {
+        this.mountRefs.set(id, refs - 1);
+        return;
+      }
+      this.mountRefs.delete(id);
+      const merged = this.layers().mergedDir(id);
+      if ((await mountsBelow(merged)).includes(merged)) await unmount(merged);
+    });
+  }
+
+  async status(): Promise<[string, string][]> {
+    const store = this.layers();
+    return [
+      ['Backing Filesystem', this.backingFs],
+      ['Supports d_type', 'true'],
+      ['Native Overlay Diff', 'true'],
+      ['userxattr', 'false'],
+      ['Layers', String((await store.ids()).length)],
+    ];
+  }
+
+  async metadata(request: LayerRequest): Promise<Record<string, string>> {
+    const id = checkLayerId(request.ID);
+    const store = this.layers();
+    if (!(await store.exists(id))) throw new Error(`layer ${id} does not exist`);
+    const metadata: Record<string, string> = {
+      WorkDir: store.workDir(id),
+      MergedDir: store.mergedDir(id),
+      UpperDir: store.diffDir(id),
+    };
+    const lowers = await store.lowerDiffDirs(id);
+    if (lowers.length > 0) metadata.LowerDir = lowers.join(':');
+    return metadata;
+  }
+
+  async cleanup(): Promise<void> {
+    if (!this.store) return;
+    for (const mountPoint of await mountsBelow(this.store.home)) await unmount(mountPoint);
+    this.mountRefs.clear();
+  }
+
+  /** Checks the parent dockerd names is the layer's own, the only case overlay2 diffs natively. */
+  private async checkParent(id: string, parent: string | undefined): Promise<void> {
+    const actual = await this.layers().parent(id);
+    if ((parent ?? '') !== actual) {
+      throw new Error(`layer ${id}: diff against ${parent || 'nothing'} requested, but its parent is ${actual || 'nothing'}`);
+    }
+  }
+
+  async diff(request: LayerRequest, out: NodeJS.WritableStream): Promise<void> {
+    const id = checkLayerId(request.ID);
+    await this.checkParent(id, request.Parent);
+    await exportLayer(this.layers().diffDir(id), out);
+  }
+
+  async changes(request: LayerRequest): Promise<Change[]> {
+    const id = checkLayerId(request.ID);
+    await this.checkParent(id, request.Parent);
+    const store = this.layers();
+    return overlayChanges(store.diffDir(id), await store.lowerDiffDirs(id));
+  }
+
+  async diffSize(request: LayerRequest): Promise<number> {
+    const id = checkLayerId(request.ID);
+    await this.checkParent(id, request.Parent);
+    return treeSize(this.layers().diffDir(id));
+  }
+
+  async applyDiff(id: string, parent: string, body: AsyncIterable<Buffer>): Promise<number> {
+    checkLayerId(id);
+    return this.locks.run(id, async () => {
+      await this.checkParent(id, parent);
+      const store = this.layers();
+      const staging = await store.beginApply(id);
+      try {
+        await applyLayer(body, staging);
+        await store.commitApply(id);
+      } catch (err) {
+        await store.abortApply(id);
+        throw new Error(`applying layer ${id}: ${(err as Error).message}`);
+      }
+      return treeSize(store.diffDir(id));
+    });
+  }
+}
