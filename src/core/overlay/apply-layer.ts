@@ -41,9 +41,9 @@ function addXattr(work: DeferredWork, relPath: string, name: string, value: Buff
 }
 
 function checkSymlinkTarget(root: string, relPath: string, target: string): void {
-  // Docker rejects a relative target that climbs out of the layer; absolute ones are read
-  // inside the container's root and are fine.
-  const resolved = path.resolve(root, path.dirname(relPath), target);
+  // Docker's rule: the target joined onto the link's directory (an absolute target too, as it is
+  // read inside the container's root) must stay inside the layer.
+  const resolved = path.join(root, path.dirname(relPath), target);
   if (resolved !== root && !resolved.startsWith(`${root}/`)) {
     throw new LayerEscapeError(`symlink ${relPath} -> ${target} points outside the layer`);
   }
