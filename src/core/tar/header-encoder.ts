@@ -37,6 +37,8 @@ export function encodeHeader(header: TarHeader): Buffer {
   for (const [name, value] of header.xattrs) records.push(encodePaxRecord(encodeXattrKey(name), value));
   if (records.length === 0) return block;
   const data = Buffer.concat(records);
+  // Named like GNU tar's, so a reader without pax support extracts a recognisable file;
+  // its own fields are informational, so stand-ins are fine where they do not fit.
   const paxHeader = ustarBlock(
     {
       ...header,

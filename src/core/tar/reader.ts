@@ -164,10 +164,7 @@ async function readMetadata(input: ChunkReader, block: Buffer, offset: number): 
   return data;
 }
 
-/**
- * Adds pax records to a map. An empty value unsets a keyword (the ustar field applies
- * again), except for xattrs, whose values may legitimately be empty.
- */
+/** Adds pax records to a map, later values replacing earlier ones of the same key. */
 function addRecords(records: Map<string, Buffer>, data: Buffer, block: Buffer, offset: number, keep = false): void {
   let parsed: Array<[string, Buffer]>;
   try {
@@ -175,11 +172,8 @@ function addRecords(records: Map<string, Buffer>, data: Buffer, block: Buffer, o
   } catch (error) {
     throw new Error(`${describe(readText(block, NAME), offset)}: ${(error as Error).message}`);
   }
-  for (const [key, value] of parsed) {
-    if (value.length === 0 && !isXattrKey(key)) records.delete(key);
-    // Global values outlive the chunk they were read from; copy so it can be freed.
-    else records.set(key, keep ? Buffer.from(value) : value);
-  }
+  // Global values outlive the chunk they were read from; copy so it can be freed.
+  for (const [key, value] of parsed) records.set(key, keep ? Buffer.from(value) : value);
 }
 
 function mergeRecords(globals: Map<string, Buffer>, extended: Map<string, Buffer> | undefined): Map<string, Buffer> | undefined {
@@ -211,6 +205,8 @@ function decodeHeader(
   };
   const type = TYPE_BY_FLAG.get(flag);
   const device = ustar && (type === 'char' || type === 'block');
+  // An unknown type is refused only after pax records are applied, so the error names the
+  // entry's real path; until then it stands in as a file.
   const header: TarHeader = {
     path,
     type: type ?? 'file',
@@ -237,14 +233,18 @@ function decodeHeader(
 }
 
 function applyRecords(header: TarHeader, records: Map<string, Buffer>, offset: number): void {
-  const sparse = records.get('GNU.sparse.name') ?? records.get('path');
+  // GNU keeps a sparse file's real name in GNU.sparse.name; path is a made-up stand-in.
+  const sparseName = records.get('GNU.sparse.name') ?? records.get('path');
   for (const key of records.keys()) {
     if (key.startsWith('GNU.sparse.')) {
-      const path = sparse?.toString('utf8') ?? header.path;
+      const path = sparseName?.toString('utf8') ?? header.path;
       throw new Error(`${describe(path, offset)}: sparse files (pax ${key}) are not supported`);
     }
   }
   for (const [key, value] of records) {
+    // An empty value unsets a keyword, so the ustar field applies again; xattr values
+    // may legitimately be empty.
+    if (value.length === 0 && !isXattrKey(key)) continue;
     const decimal = (label: string, pattern: RegExp): number => {
       const text = value.toString('latin1');
       const number = Number(text);

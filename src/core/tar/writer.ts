@@ -9,11 +9,17 @@ import { BLOCK_SIZE, paddingAfter } from './ustar.ts';
 // Two zero blocks end an archive; padding is a slice of them.
 const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK_SIZE);
 
+// Headers, padding and small bodies are copied into one buffer of this size and written
+// together: a layer is mostly small files, and a write per piece costs a system call each.
+const BATCH_SIZE = 64 * 1024;
+
 export class TarWriter {
   readonly #out: NodeJS.WritableStream;
   #failure: Error | undefined;
   #busy = false;
   #finished = false;
+  #batch = Buffer.allocUnsafe(BATCH_SIZE);
+  #batched = 0;
 
   /** Write errors of `out` are reported by the next add() or finish() instead of thrown at large. */
   constructor(out: NodeJS.WritableStream) {
@@ -50,6 +56,7 @@ export class TarWriter {
   async finish(): Promise<void> {
     await this.#exclusively(async () => {
       await this.#write(END_OF_ARCHIVE);
+      await this.#flush();
       this.#out.end();
       await finished(this.#out, { readable: false });
       this.#finished = true;
@@ -87,6 +94,24 @@ export class TarWriter {
   }
 
   async #write(chunk: Buffer): Promise<void> {
+    if (this.#batched + chunk.length > BATCH_SIZE) await this.#flush();
+    if (chunk.length >= BATCH_SIZE) {
+      await this.#send(chunk);
+    } else {
+      this.#batched += chunk.copy(this.#batch, this.#batched);
+    }
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#batched === 0) return;
+    const full = this.#batch.subarray(0, this.#batched);
+    // The stream keeps the buffer until it is written out, so start a fresh one.
+    this.#batch = Buffer.allocUnsafe(BATCH_SIZE);
+    this.#batched = 0;
+    await this.#send(full);
+  }
+
+  async #send(chunk: Buffer): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
     if (!this.#out.writable) throw new Error('tar output closed before the archive was finished');
     if (!this.#out.write(chunk)) await drained(this.#out);
