@@ -1,0 +1,201 @@
+// One catalog: a SQLite file (schema 2.5) listing the entries of a subtree, opened read-only
+// from the cache. Rows are found by the MD5 of their full path (doc §2). A catalog mounted at M
+// stores paths below its `root_prefix`, which normally equals M (doc §2.2); lookups are
+// translated so that callers always speak repository paths.
+import { pathToFileURL } from 'node:url';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { CvmfsError, describeError } from './errors.ts';
+import { contentHashFromDigest, formatContentHash, parseContentHash, type ContentHash, type HashAlgorithm } from './hash.ts';
+import { pathHash, type PathHash } from './path-hash.ts';
+
+export interface CatalogRow {
+  /** Repository path ("" for the root) the row was looked up as. */
+  path: string;
+  name: string;
+  hardlinks: bigint;
+  hash: Uint8Array | null;
+  size: number;
+  mode: number;
+  mtime: number;
+  mtimeNs: number | null;
+  flags: number;
+  symlink: string;
+  uid: number;
+  gid: number;
+  xattr: Uint8Array | null;
+}
+
+export interface NestedCatalogReference {
+  mountpoint: string;
+  hash: ContentHash;
+  /** Uncompressed size; a hint only. */
+  size: number | null;
+}
+
+export interface ChunkRow {
+  offset: number;
+  size: number;
+  hash: ContentHash;
+}
+
+// The client reads schema 2.5 (current) and 2.4; older "legacy" catalogs use other columns.
+const SUPPORTED_SCHEMAS = [2.4, 2.5];
+
+type SqlRow = Record<string, unknown>;
+
+export class Catalog {
+  readonly mountpoint: string;
+  readonly hash: ContentHash;
+  readonly #file: string;
+  readonly #rootPrefix: string;
+  readonly #database: DatabaseSync;
+  readonly #entryByPath: StatementSync;
+  readonly #entriesByParent: StatementSync;
+  readonly #nestedByPath: StatementSync;
+  readonly #chunksInRange: StatementSync;
+
+  /** Opens a verified, decompressed catalog file; `mountpoint` is "" for the root catalog. */
+  constructor(file: string, mountpoint: string, hash: ContentHash) {
+    this.mountpoint = mountpoint;
+    this.hash = hash;
+    this.#file = file;
+    const where = this.#describe();
+    try {
+      // immutable: cached objects never change, so SQLite may skip locking and journal checks.
+      const url = pathToFileURL(file);
+      url.search = 'immutable=1';
+      this.#database = new DatabaseSync(url, { readOnly: true });
+    } catch (error) {
+      throw this.#damaged(error);
+    }
+    try {
+      const properties = new Map(
+        (this.#database.prepare('SELECT key, value FROM properties').all() as { key: string; value: unknown }[]).map((row) => [row.key, String(row.value)]),
+      );
+      const schema = Number(properties.get('schema') ?? '1.0');
+      if (!SUPPORTED_SCHEMAS.some((supported) => Math.abs(schema - supported) < 0.0005)) {
+        throw new CvmfsError('unsupported', `${where} has catalog schema ${schema}; only 2.4 and 2.5 are supported`);
+      }
+      const schemaRevision = Number(properties.get('schema_revision') ?? '0');
+      this.#rootPrefix = properties.get('root_prefix') ?? mountpoint;
+      // Columns added by later schema revisions are read as NULL from older catalogs.
+      const columns = [
+        'name', 'hardlinks', 'hash', 'size', 'mode', 'mtime', 'flags', 'symlink', 'uid', 'gid',
+        schemaRevision >= 7 ? 'mtimens' : 'NULL AS mtimens',
+        schemaRevision >= 2 ? 'xattr' : 'NULL AS xattr',
+      ].join(', ');
+      this.#entryByPath = this.#database.prepare(`SELECT ${columns} FROM catalog WHERE md5path_1 = ? AND md5path_2 = ?`);
+      this.#entriesByParent = this.#database.prepare(`SELECT ${columns} FROM catalog WHERE parent_1 = ? AND parent_2 = ?`);
+      this.#entryByPath.setReadBigInts(true);
+      this.#entriesByParent.setReadBigInts(true);
+      this.#nestedByPath = this.#database.prepare('SELECT sha1, size FROM nested_catalogs WHERE path = ?');
+      this.#chunksInRange = this.#database.prepare(
+        'SELECT offset, size, hash FROM chunks WHERE md5path_1 = ? AND md5path_2 = ? AND offset < ? AND offset + size > ? ORDER BY offset',
+      );
+      if (this.#entryByPath.get(...pathHash(this.#rootPrefix)) === undefined) {
+        throw new CvmfsError('bad-catalog', `${where} has no entry for its own root directory "${this.#rootPrefix || '/'}"`);
+      }
+    } catch (error) {
+      this.#database.close();
+      throw error instanceof CvmfsError ? error : this.#damaged(error);
+    }
+  }
+
+  find(path: string): CatalogRow | undefined {
+    const row = this.#query(() => this.#entryByPath.get(...this.#storedHash(path)));
+    return row === undefined ? undefined : toCatalogRow(row, path);
+  }
+
+  /** Entries whose parent is `path`, sorted by name (bytewise, as `ls` in the C locale). */
+  children(path: string): CatalogRow[] {
+    const rows = this.#query(() => this.#entriesByParent.all(...this.#storedHash(path)));
+    return rows
+      .map((row) => toCatalogRow(row, `${path}/${String(row.name)}`))
+      .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+  }
+
+  /**
+   * The nested catalog that holds `path`, i.e. mounted at `path` itself or at one of its
+   * ancestors below this catalog's mountpoint (doc §5, lookup step 3).
+   */
+  nestedCatalogContaining(path: string, includeSelf: boolean): NestedCatalogReference | undefined {
+    let candidate = includeSelf ? path : path.slice(0, path.lastIndexOf('/'));
+    while (candidate.length > this.mountpoint.length) {
+      const found = this.#query(() => this.#nestedByPath.get(this.#stored(candidate)));
+      if (found !== undefined) {
+        const mountpoint = candidate;
+        let hash;
+        try {
+          hash = parseContentHash(String(found.sha1));
+        } catch (error) {
+          throw new CvmfsError('bad-catalog', `${this.#describe()} references nested catalog ${mountpoint} by a malformed hash`, { cause: error });
+        }
+        return { mountpoint, hash, size: found.size === null ? null : Number(found.size) };
+      }
+      candidate = candidate.slice(0, candidate.lastIndexOf('/'));
+    }
+    return undefined;
+  }
+
+  /** Chunks of a chunked file overlapping [start, end), in file order. */
+  chunksInRange(path: string, start: number, end: number, algorithm: HashAlgorithm): ChunkRow[] {
+    const rows = this.#query(() => this.#chunksInRange.all(...this.#storedHash(path), end, start));
+    return rows.map((row) => ({
+      offset: Number(row.offset),
+      size: Number(row.size),
+      hash: contentHashFromDigest(algorithm, row.hash as Uint8Array),
+    }));
+  }
+
+  close(): void {
+    if (this.#database.isOpen) this.#database.close();
+  }
+
+  #stored(path: string): string {
+    return this.#rootPrefix === this.mountpoint ? path : this.#rootPrefix + path.slice(this.mountpoint.length);
+  }
+
+  #storedHash(path: string): PathHash {
+    return pathHash(this.#stored(path));
+  }
+
+  #query<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      throw this.#damaged(error);
+    }
+  }
+
+  #describe(): string {
+    return `catalog ${formatContentHash(this.hash)} (mounted at ${this.mountpoint || '/'})`;
+  }
+
+  #damaged(error: unknown): CvmfsError {
+    return new CvmfsError(
+      'bad-catalog',
+      `${this.#describe()} cannot be read: ${describeError(error)}. It matched its hash when it was fetched, so the repository ` +
+        `holds a broken catalog (ask its maintainers to republish), or the cached copy ${this.#file} was damaged since (delete it to fetch it again)`,
+      { cause: error },
+    );
+  }
+}
+
+function toCatalogRow(row: SqlRow, path: string): CatalogRow {
+  const blob = (value: unknown) => (value instanceof Uint8Array && value.length > 0 ? value : null);
+  return {
+    path,
+    name: String(row.name),
+    hardlinks: BigInt((row.hardlinks ?? 0) as bigint | number),
+    hash: blob(row.hash),
+    size: Number(row.size),
+    mode: Number(row.mode),
+    mtime: Number(row.mtime),
+    mtimeNs: row.mtimens === null ? null : Number(row.mtimens),
+    flags: Number(row.flags),
+    symlink: String(row.symlink ?? ''),
+    uid: Number(row.uid),
+    gid: Number(row.gid),
+    xattr: blob(row.xattr),
+  };
+}

@@ -1,0 +1,71 @@
+// Content hashes as CernVM-FS writes them: lowercase hex of the digest followed by an algorithm id
+// ("" for SHA-1, "-rmd160", "-shake128"). Objects are named by the hash of their *compressed*
+// bytes, i.e. exactly what the server sends.
+import { createHash, type Hash } from 'node:crypto';
+import { CvmfsError } from './errors.ts';
+
+export type HashAlgorithm = 'sha1' | 'rmd160' | 'shake128';
+
+export interface ContentHash {
+  algorithm: HashAlgorithm;
+  /** Lowercase hex of the 20-byte digest, without the algorithm id. */
+  hex: string;
+}
+
+/** Object type letters appended to object file names (never to hashes stored in catalogs). */
+export type ObjectSuffix = '' | 'C' | 'P' | 'H' | 'X' | 'M';
+
+const ALGORITHM_IDS: Record<HashAlgorithm, string> = { sha1: '', rmd160: '-rmd160', shake128: '-shake128' };
+
+// Catalog flags store `enum - 1` in bits 8..10, where the enum is MD5=0, SHA-1=1, RMD160=2, SHAKE128=3.
+const ALGORITHMS_BY_FLAG_VALUE: readonly HashAlgorithm[] = ['sha1', 'rmd160', 'shake128'];
+
+const DIGEST_HEX = /^[0-9a-f]{40}$/;
+
+export function formatContentHash(hash: ContentHash): string {
+  return hash.hex + ALGORITHM_IDS[hash.algorithm];
+}
+
+/** Parses `hex[-id]` the way the client does: the algorithm follows from the length and id. */
+export function parseContentHash(text: string): ContentHash {
+  for (const [algorithm, id] of Object.entries(ALGORITHM_IDS) as [HashAlgorithm, string][]) {
+    if (text.length !== 40 + id.length || !text.endsWith(id)) continue;
+    const hex = text.slice(0, 40);
+    if (DIGEST_HEX.test(hex)) return { algorithm, hex };
+  }
+  throw new CvmfsError('bad-data', `"${text}" is not a CernVM-FS content hash (40 lowercase hex digits, optionally -rmd160 or -shake128)`);
+}
+
+export function contentHashFromDigest(algorithm: HashAlgorithm, digest: Uint8Array): ContentHash {
+  if (digest.length !== 20) {
+    throw new CvmfsError('bad-catalog', `a ${algorithm} content hash must be 20 bytes, the catalog holds ${digest.length}`);
+  }
+  return { algorithm, hex: Buffer.from(digest).toString('hex') };
+}
+
+export function algorithmFromFlagValue(value: number): HashAlgorithm {
+  const algorithm = ALGORITHMS_BY_FLAG_VALUE[value];
+  if (algorithm === undefined) throw new CvmfsError('unsupported', `unknown content hash algorithm number ${value + 1} in catalog flags`);
+  return algorithm;
+}
+
+export function createContentHasher(algorithm: HashAlgorithm): Hash {
+  switch (algorithm) {
+    case 'sha1':
+      return createHash('sha1');
+    case 'rmd160':
+      return createHash('ripemd160');
+    case 'shake128':
+      return createHash('shake128', { outputLength: 20 });
+  }
+}
+
+export function hashBytes(algorithm: HashAlgorithm, data: Uint8Array): ContentHash {
+  return { algorithm, hex: createContentHasher(algorithm).update(data).digest('hex') };
+}
+
+/** Path of an object below the repository base URL: `data/XX/<rest of hex and id><suffix>`. */
+export function objectPath(hash: ContentHash, suffix: ObjectSuffix): string {
+  const name = formatContentHash(hash);
+  return `data/${name.slice(0, 2)}/${name.slice(2)}${suffix}`;
+}

@@ -1,0 +1,320 @@
+// A CernVM-FS repository opened for reading: one verified revision, its catalogs attached on
+// demand (doc §5), file content fetched lazily into the shared cache and verified on the way.
+import { open, stat } from 'node:fs/promises';
+import { log } from '../log.ts';
+import { advanceBreadcrumb, readBreadcrumb } from './breadcrumb.ts';
+import { ObjectCache, type ObjectCacheOptions } from './cache.ts';
+import { Catalog, type CatalogRow } from './catalog.ts';
+import { DirectorySource } from './directory-source.ts';
+import { contentAlgorithm, decodeEntry, FLAGS, type Entry } from './entry.ts';
+import { CvmfsError } from './errors.ts';
+import { formatContentHash, type ContentHash } from './hash.ts';
+import { HttpSource } from './http-source.ts';
+import type { Manifest } from './manifest.ts';
+import type { ObjectSource } from './object-source.ts';
+import { ObjectFetcher, type Compression } from './object-fetcher.ts';
+import { normalizeRepositoryPath, parentPath } from './path-hash.ts';
+import { expandServerUrls, parseProxyGroups } from './server-list.ts';
+import { loadPublicKeys } from './signature.ts';
+import { fetchTrustedRevision } from './trust.ts';
+import type { SymlinkEnvironment } from './variant-symlink.ts';
+import { parseFingerprint } from './whitelist.ts';
+
+/** Where to read the repository from. */
+export type RepositoryLocation =
+  | { directory: string }
+  | {
+      /** CVMFS_SERVER_URL: ";"-separated or a list; @fqrn@ and @org@ are expanded. */
+      serverUrls: string | readonly string[];
+      /** CVMFS_HTTP_PROXY: ";" separates failover groups, "|" load-balances, DIRECT = none. */
+      httpProxy?: string;
+      /** CVMFS_TIMEOUT (through a proxy), seconds → ms. */
+      proxyTimeoutMs?: number;
+      /** CVMFS_TIMEOUT_DIRECT, seconds → ms. */
+      directTimeoutMs?: number;
+    }
+  | { source: ObjectSource };
+
+export interface RepositoryOptions {
+  fqrn: string;
+  location: RepositoryLocation;
+  /** Public master key files (CVMFS_PUBLIC_KEY: ":"-separated, each file may hold several keys). */
+  publicKeys: string | readonly string[];
+  /** A shared cache, or where to open one. A cache passed in is not closed with the repository. */
+  cache: ObjectCache | ObjectCacheOptions;
+  /** Lines of /etc/cvmfs/blacklist: certificate fingerprints to refuse. */
+  blacklist?: readonly string[];
+  /** Clock for the whitelist expiry check. */
+  now?: () => Date;
+  /** Values for $(VAR) in symlink targets; the client uses its own environment. */
+  symlinkEnvironment?: SymlinkEnvironment;
+}
+
+export class Repository {
+  readonly fqrn: string;
+  readonly manifest: Manifest;
+  readonly #fetcher: ObjectFetcher;
+  readonly #source: ObjectSource;
+  readonly #cache: ObjectCache;
+  readonly #ownsCache: boolean;
+  readonly #symlinkEnvironment: SymlinkEnvironment;
+  /** Attached catalogs by mountpoint ("" = root). */
+  readonly #catalogs = new Map<string, Catalog>();
+  readonly #attaching = new Map<string, Promise<Catalog>>();
+
+  private constructor(fqrn: string, manifest: Manifest, fetcher: ObjectFetcher, source: ObjectSource, cache: ObjectCache, ownsCache: boolean, environment: SymlinkEnvironment) {
+    this.fqrn = fqrn;
+    this.manifest = manifest;
+    this.#fetcher = fetcher;
+    this.#source = source;
+    this.#cache = cache;
+    this.#ownsCache = ownsCache;
+    this.#symlinkEnvironment = environment;
+  }
+
+  /** Fetches and verifies the current revision and its root catalog. */
+  static async open(options: RepositoryOptions): Promise<Repository> {
+    const publicKeys = await loadPublicKeys(options.publicKeys);
+    const blacklist = (options.blacklist ?? []).map(parseFingerprint).filter((hash) => hash !== null);
+    const source = createSource(options.location, options.fqrn);
+    const ownsCache = !(options.cache instanceof ObjectCache);
+    let cache;
+    try {
+      cache = options.cache instanceof ObjectCache ? options.cache : await ObjectCache.open(options.cache);
+    } catch (error) {
+      source.close();
+      throw error;
+    }
+    let repository: Repository | undefined;
+    try {
+      const fetcher = new ObjectFetcher(source, cache);
+      const { manifest } = await fetchTrustedRevision(fetcher, {
+        fqrn: options.fqrn,
+        publicKeys,
+        blacklist,
+        now: options.now?.() ?? new Date(),
+        breadcrumb: await readBreadcrumb(cache.directory, options.fqrn),
+      });
+      repository = new Repository(options.fqrn, manifest, fetcher, source, cache, ownsCache, options.symlinkEnvironment ?? process.env);
+      await repository.#attach({ mountpoint: '', hash: manifest.rootCatalog });
+      await advanceBreadcrumb(cache.directory, options.fqrn, {
+        rootCatalog: manifest.rootCatalog,
+        revision: manifest.revision,
+        publishedAt: manifest.publishedAt,
+      });
+      log.debug(`cvmfs: opened ${options.fqrn} revision ${manifest.revision} from ${source.description}`);
+      return repository;
+    } catch (error) {
+      if (repository !== undefined) {
+        repository.close();
+      } else {
+        source.close();
+        if (ownsCache) cache.close();
+      }
+      throw error;
+    }
+  }
+
+  get revision(): number {
+    return this.manifest.revision;
+  }
+
+  get rootCatalogHash(): string {
+    return formatContentHash(this.manifest.rootCatalog);
+  }
+
+  /** Metadata of one path; symlinks are not followed. */
+  async lookup(path: string): Promise<Entry> {
+    const { row, catalog } = await this.#resolve(normalizeRepositoryPath(path));
+    return decodeEntry(row, catalog.mountpoint, this.#symlinkEnvironment);
+  }
+
+  /** The entries of a directory, sorted by name; hidden entries (like /.cvmfs) are left out. */
+  async readdir(path: string): Promise<Entry[]> {
+    const directory = normalizeRepositoryPath(path);
+    const { row, catalog } = await this.#resolve(directory);
+    if ((row.mode & 0o170000) !== 0o040000) throw new CvmfsError('not-a-directory', `${directory || '/'} is not a directory`);
+    // A mountpoint's contents live in the nested catalog, not in the parent that holds its row.
+    const listing = (row.flags & FLAGS.nestedMountpoint) !== 0 ? await this.#attachNested(catalog, directory) : catalog;
+    return listing
+      .children(directory)
+      .filter((child) => (child.flags & FLAGS.hidden) === 0)
+      .map((child) => decodeEntry(child, listing.mountpoint, this.#symlinkEnvironment));
+  }
+
+  async readlink(path: string): Promise<string> {
+    const entry = await this.lookup(path);
+    if (entry.symlink === null) throw new CvmfsError('not-a-symlink', `${entry.path} is not a symbolic link`);
+    return entry.symlink;
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const entry = await this.lookup(path);
+    return [...(entry.xattrs?.keys() ?? [])];
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const entry = await this.lookup(path);
+    const value = entry.xattrs?.get(name);
+    if (value === undefined) throw new CvmfsError('no-such-xattr', `${entry.path} has no extended attribute ${name}`);
+    return value;
+  }
+
+  /**
+   * Up to `length` bytes of a regular file from `offset` (fewer at the end of the file). Only the
+   * objects (or, for chunked files, the chunks) overlapping the range are fetched.
+   */
+  async read(target: string | Entry, offset: number, length: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new CvmfsError('invalid-argument', `invalid read range: offset ${offset}, length ${length}`);
+    }
+    const entry = typeof target === 'string' ? await this.lookup(target) : target;
+    if (entry.type === 'dir') throw new CvmfsError('is-a-directory', `${entry.path} is a directory`);
+    if (entry.type !== 'file') throw new CvmfsError('invalid-argument', `${entry.path} is a ${entry.type}, not a regular file`);
+    if (entry.external) throw new CvmfsError('unsupported', `${entry.path} is an external file (CVMFS_EXTERNAL_URL), which this client cannot read`);
+    const end = Math.min(entry.size, offset + length);
+    if (end <= offset) return Buffer.alloc(0);
+    if (entry.chunked) return this.#readChunked(entry, offset, end);
+    if (entry.contentHash === null) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
+    const buffer = Buffer.alloc(end - offset);
+    await this.#fetcher.withObject(entry.contentHash, '', entry.compression, (file) =>
+      readExactly(file, buffer, offset, entry.path, entry.contentHash!),
+    );
+    return buffer;
+  }
+
+  /** The whole content of a regular file. */
+  async readFile(path: string): Promise<Buffer> {
+    const entry = await this.lookup(path);
+    return this.read(entry, 0, entry.size);
+  }
+
+  /** Closes the catalogs and connections (and the cache, if the repository opened it). */
+  close(): void {
+    for (const catalog of this.#catalogs.values()) catalog.close();
+    this.#catalogs.clear();
+    this.#source.close();
+    if (this.#ownsCache) this.#cache.close();
+  }
+
+  async #readChunked(entry: Entry, start: number, end: number): Promise<Buffer> {
+    const catalog = await this.#catalogOf(entry);
+    const path = normalizeRepositoryPath(entry.path);
+    const chunks = catalog.chunksInRange(path, start, end, contentAlgorithm(entry));
+    const buffer = Buffer.alloc(end - start);
+    // The chunks must tile the range without gaps, or the catalog is lying about the file.
+    let covered = start;
+    for (const chunk of chunks) {
+      if (chunk.offset > covered) break;
+      covered = Math.max(covered, chunk.offset + chunk.size);
+    }
+    if (chunks.length === 0 || chunks[0]!.offset > start || covered < end) {
+      throw new CvmfsError('bad-catalog', `the chunk list of ${entry.path} does not cover bytes ${start}..${end}`);
+    }
+    await Promise.all(
+      chunks.map((chunk) => {
+        const from = Math.max(start, chunk.offset);
+        const to = Math.min(end, chunk.offset + chunk.size);
+        return this.#fetcher.withObject(chunk.hash, 'P', entry.compression, (file) =>
+          readExactly(file, buffer.subarray(from - start, to - start), from - chunk.offset, `${entry.path} chunk at ${chunk.offset}`, chunk.hash),
+        );
+      }),
+    );
+    return buffer;
+  }
+
+  /** The catalog an entry came from; attached already unless the entry is from another instance. */
+  async #catalogOf(entry: Entry): Promise<Catalog> {
+    const mountpoint = normalizeRepositoryPath(entry.catalogMountpoint);
+    return this.#catalogs.get(mountpoint) ?? (await this.#resolve(normalizeRepositoryPath(entry.path))).catalog;
+  }
+
+  /**
+   * Finds the row for `path`, attaching nested catalogs on the way: start in the deepest attached
+   * catalog above the path; if the row is missing there, descend into the nested catalog that
+   * contains the path, if any. A mountpoint itself is answered by its parent's row.
+   */
+  async #resolve(path: string): Promise<{ row: CatalogRow; catalog: Catalog }> {
+    let catalog = this.#deepestCatalogAbove(path);
+    for (;;) {
+      const row = catalog.find(path);
+      if (row !== undefined) return { row, catalog };
+      const parent = parentPath(path);
+      const parentRow = path === '' ? undefined : catalog.find(parent);
+      if (parentRow !== undefined && (parentRow.mode & 0o170000) !== 0o040000) {
+        throw new CvmfsError('not-a-directory', `${parent || '/'} is not a directory, so ${path} cannot exist`);
+      }
+      const nested = catalog.nestedCatalogContaining(path, false);
+      if (nested === undefined) throw new CvmfsError('not-found', `${path || '/'} does not exist in ${this.fqrn} revision ${this.revision}`);
+      catalog = await this.#attach(nested);
+    }
+  }
+
+  #deepestCatalogAbove(path: string): Catalog {
+    for (let candidate = parentPath(path); candidate !== ''; candidate = parentPath(candidate)) {
+      const catalog = this.#catalogs.get(candidate);
+      if (catalog !== undefined) return catalog;
+    }
+    const root = this.#catalogs.get('');
+    if (root === undefined) throw new CvmfsError('invalid-argument', `repository ${this.fqrn} is closed`);
+    return root;
+  }
+
+  async #attachNested(parent: Catalog, mountpoint: string): Promise<Catalog> {
+    const nested = parent.nestedCatalogContaining(mountpoint, true);
+    if (nested === undefined || nested.mountpoint !== mountpoint) {
+      throw new CvmfsError('bad-catalog', `${mountpoint} is marked as a nested catalog mountpoint, but its parent catalog does not reference one`);
+    }
+    return this.#attach(nested);
+  }
+
+  /** Fetches (verified) and opens a catalog once, however many lookups ask for it at once. */
+  #attach(reference: { mountpoint: string; hash: ContentHash }): Promise<Catalog> {
+    const attached = this.#catalogs.get(reference.mountpoint);
+    if (attached !== undefined) return Promise.resolve(attached);
+    let attaching = this.#attaching.get(reference.mountpoint);
+    if (attaching === undefined) {
+      const compression: Compression = 'zlib'; // Catalogs are always zlib-compressed.
+      attaching = this.#fetcher
+        .withObject(reference.hash, 'C', compression, async (file) => {
+          await stat(file); // Evicted by another process meanwhile? Then ENOENT makes withObject refetch.
+          return new Catalog(file, reference.mountpoint, reference.hash);
+        })
+        .then((catalog) => {
+          this.#catalogs.set(reference.mountpoint, catalog);
+          return catalog;
+        })
+        .finally(() => this.#attaching.delete(reference.mountpoint));
+      this.#attaching.set(reference.mountpoint, attaching);
+    }
+    return attaching;
+  }
+}
+
+function createSource(location: RepositoryLocation, fqrn: string): ObjectSource {
+  if ('source' in location) return location.source;
+  if ('directory' in location) return new DirectorySource(location.directory);
+  return new HttpSource({
+    servers: expandServerUrls(location.serverUrls, fqrn),
+    proxyGroups: parseProxyGroups(location.httpProxy),
+    proxyTimeoutMs: location.proxyTimeoutMs,
+    directTimeoutMs: location.directTimeoutMs,
+  });
+}
+
+/** Fills `target` from `file` at `position`; a short object means the catalog and object disagree. */
+async function readExactly(file: string, target: Buffer, position: number, what: string, hash: ContentHash): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    let filled = 0;
+    while (filled < target.length) {
+      const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
+      if (bytesRead === 0) {
+        throw new CvmfsError('bad-data', `${what}: object ${formatContentHash(hash)} ends before the size the catalog gives`);
+      }
+      filled += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}

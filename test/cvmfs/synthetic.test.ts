@@ -1,0 +1,148 @@
+// Features the real-tools fixture does not exercise, on a repository built by repo-builder.ts:
+// chunked files, xattrs, RMD160 / SHAKE128 hashes, uncompressed objects, hardlink groups,
+// variant symlinks, hidden entries and nested catalogs two levels deep.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { objectPath } from '../../src/core/cvmfs/hash.ts';
+import { Repository } from '../../src/core/cvmfs/repository.ts';
+import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { flipByte, makeTempDir, PUBLIC_KEY, removeDir } from './fixture.ts';
+import { buildSyntheticRepository, type SyntheticRepository } from './repo-builder.ts';
+
+let workDir: string;
+let synthetic: SyntheticRepository;
+let nginx: NginxServer;
+let repository: Repository;
+let cacheCount = 0;
+
+const openOver = (location: 'directory' | 'http', environment?: Record<string, string>) =>
+  Repository.open({
+    fqrn: synthetic.fqrn,
+    location: location === 'directory' ? { directory: synthetic.directory } : { serverUrls: `${nginx.baseUrl}/cvmfs/@fqrn@` },
+    publicKeys: PUBLIC_KEY,
+    cache: { directory: join(workDir, `cache-${cacheCount++}`), maxBytes: 16 * 1024 * 1024 },
+    symlinkEnvironment: environment ?? {},
+  });
+
+before(async () => {
+  workDir = await makeTempDir('synthetic');
+  synthetic = await buildSyntheticRepository(workDir);
+  nginx = await startNginx({ [synthetic.fqrn]: synthetic.directory });
+  repository = await openOver('directory');
+});
+
+after(async () => {
+  repository?.close();
+  await nginx?.stop();
+  await removeDir(workDir);
+});
+
+describe('synthetic repository', () => {
+  test('every regular file reads back exactly, whatever its hash algorithm or compression', async () => {
+    for (const [path, content] of Object.entries(synthetic.files)) {
+      assert.deepEqual(await repository.readFile(path), content, path);
+    }
+    assert.equal((await repository.lookup('/rmd160.txt')).contentHash?.algorithm, 'rmd160');
+    assert.equal((await repository.lookup('/uncompressed.txt')).compression, 'none');
+  });
+
+  test('a chunked file reads correctly across and inside chunk boundaries', async () => {
+    const entry = await repository.lookup(synthetic.chunkedPath);
+    assert.equal(entry.chunked, true);
+    assert.equal(entry.contentHash, null);
+    const content = synthetic.files[synthetic.chunkedPath]!;
+    for (const [offset, length] of [[0, 5000], [0, 1], [1199, 2], [1200, 1800], [2999, 2], [1100, 2500], [4990, 100], [5000, 1]] as const) {
+      assert.deepEqual(await repository.read(entry, offset, length), content.subarray(offset, offset + length), `offset ${offset} length ${length}`);
+    }
+  });
+
+  test('a ranged read of a chunked file over HTTP fetches only the overlapping chunks', async () => {
+    const remote = await openOver('http');
+    try {
+      const entry = await remote.lookup(synthetic.chunkedPath);
+      const chunkUrls = synthetic.chunks.map((chunk) => `/cvmfs/${synthetic.fqrn}/${objectPath(chunk.hash, 'P')}`);
+      const fetchedDuring = async (read: () => Promise<unknown>) => {
+        const seen = (await nginx.accessLog()).length;
+        await read();
+        return (await nginx.accessLog()).slice(seen).map((line) => line.path);
+      };
+      assert.deepEqual(await fetchedDuring(() => remote.read(entry, 1300, 100)), [chunkUrls[1]]);
+      assert.deepEqual((await fetchedDuring(() => remote.read(entry, 1100, 2000))).sort(), [chunkUrls[0], chunkUrls[2]].sort());
+      assert.deepEqual(await fetchedDuring(() => remote.read(entry, 0, 5000)), [], 'all chunks are cached now');
+    } finally {
+      remote.close();
+    }
+  });
+
+  test('extended attributes are listed and read', async () => {
+    assert.deepEqual(await repository.listxattr('/xattrs.txt'), ['user.binary', 'user.comment']);
+    assert.deepEqual(await repository.getxattr('/xattrs.txt', 'user.binary'), Buffer.from([0, 1, 2, 255]));
+    assert.equal((await repository.getxattr('/xattrs.txt', 'user.comment')).toString(), 'hello');
+    await assert.rejects(repository.getxattr('/xattrs.txt', 'user.none'), { code: 'no-such-xattr' });
+  });
+
+  test('members of a hardlink group share an inode and the link count', async () => {
+    const a = await repository.lookup('/hardlink-a');
+    const b = await repository.lookup('/hardlink-b');
+    assert.equal(a.inode, b.inode);
+    assert.equal(a.nlink, 2);
+    assert.equal(a.hardlinkGroup, 1);
+    assert.notEqual(a.inode, (await repository.lookup('/xattrs.txt')).inode);
+  });
+
+  test('variant symlinks are expanded from the given environment, with defaults', async () => {
+    assert.equal(await repository.readlink('/variant'), '/opt/generic/lib');
+    assert.equal((await repository.lookup('/variant')).size, '/opt/generic/lib'.length);
+    const withArch = await openOver('directory', { SYNTHETIC_ARCH: 'x86_64' });
+    try {
+      assert.equal(await withArch.readlink('/variant'), '/opt/x86_64/lib');
+    } finally {
+      withArch.close();
+    }
+  });
+
+  test('hidden entries are left out of listings but can be looked up', async () => {
+    const names = (await repository.readdir('/')).map((entry) => entry.name);
+    assert.deepEqual(names, ['chunked.bin', 'hardlink-a', 'hardlink-b', 'nested', 'rmd160.txt', 'uncompressed.txt', 'variant', 'xattrs.txt']);
+    assert.equal((await repository.lookup('/.hidden')).type, 'dir');
+  });
+
+  test('nested catalogs two levels deep are attached on demand', async () => {
+    const leaf = await repository.lookup('/nested/deeper/leaf.txt');
+    assert.equal(leaf.catalogMountpoint, '/nested/deeper');
+    const deeper = await repository.lookup('/nested/deeper');
+    assert.equal(deeper.catalogMountpoint, '/nested');
+    assert.equal(deeper.nestedCatalogMountpoint, true);
+    assert.deepEqual((await repository.readdir('/nested/deeper')).map((entry) => entry.name), ['leaf.txt']);
+    assert.deepEqual((await repository.readdir('/nested')).map((entry) => entry.name), ['deeper', 'file.txt']);
+  });
+
+  test('a damaged chunk fails only the reads that need it, and never returns its bytes', async () => {
+    const damaged = await makeTempDir('synthetic-damaged');
+    try {
+      const copy = await buildSyntheticRepository(damaged);
+      await flipByte(join(copy.directory, objectPath(copy.chunks[1]!.hash, 'P')), 10);
+      const reader = await Repository.open({
+        fqrn: copy.fqrn,
+        location: { directory: copy.directory },
+        publicKeys: PUBLIC_KEY,
+        cache: { directory: join(damaged, 'cache'), maxBytes: 1 << 24 },
+      });
+      try {
+        const content = copy.files[copy.chunkedPath]!;
+        assert.deepEqual(await reader.read(copy.chunkedPath, 0, 1000), content.subarray(0, 1000));
+        await assert.rejects(reader.read(copy.chunkedPath, 1000, 500), (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'bad-data');
+          assert.match(error.message, new RegExp(objectPath(copy.chunks[1]!.hash, 'P')));
+          return true;
+        });
+        assert.deepEqual(await reader.read(copy.chunkedPath, 3000, 2000), content.subarray(3000));
+      } finally {
+        reader.close();
+      }
+    } finally {
+      await removeDir(damaged);
+    }
+  });
+});
