@@ -238,6 +238,10 @@ export interface LegacyPluginOptions {
   name: string;
   debug?: boolean;
   extraArgs?: string[];
+  /** Where the driver keeps dockerd's Init; default: inside the plugin's own temp dir. */
+  stateFile?: string;
+  /** Run this executable (e.g. dist/cvmfs-graphdriver) instead of src/main.ts under Node. */
+  executable?: string;
 }
 
 export interface PluginProcess {
@@ -269,8 +273,9 @@ export async function startLegacyPlugin(options: LegacyPluginOptions): Promise<P
   if (await acceptsConnections(socket)) throw new Error(`${socket} is already served by another process`);
   const dir = await mkdtemp('/tmp/gdp-');
   const logPath = join(dir, 'plugin.log');
-  const args = [MAIN, 'serve-driver', '--socket', socket, ...(options.debug ? ['--debug'] : []), ...(options.extraArgs ?? [])];
-  const child = spawnLogged(NODE, args, logPath, REPO_ROOT);
+  const stateFile = options.stateFile ?? join(dir, 'init.json');
+  const args = ['serve-driver', '--socket', socket, '--state', stateFile, ...(options.debug ? ['--debug'] : []), ...(options.extraArgs ?? [])];
+  const child = options.executable ? spawnLogged(options.executable, args, logPath, REPO_ROOT) : spawnLogged(NODE, [MAIN, ...args], logPath, REPO_ROOT);
   const plugin = new LegacyPlugin(options.name, socket, dir, logPath, child);
   try {
     await waitUntilReady(child, () => acceptsConnections(socket), 15_000, `plugin on ${socket}`);

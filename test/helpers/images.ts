@@ -99,6 +99,31 @@ export async function bigImage(megabytes: number): Promise<ImageArchive> {
   return { path, tag };
 }
 
+/**
+ * busybox plus three layers copied from this host's /usr (C headers; documentation and Python's
+ * library; gcc's support files): about 400 MiB of real files, tens of thousands of them small,
+ * for benchmarks. Its content depends on the host, so compare only runs on one machine.
+ */
+export async function systemImage(): Promise<ImageArchive> {
+  const tag = 'cvmfsgd-test/system:latest';
+  const layerSources = [['usr/include'], ['usr/share/doc', 'usr/lib/python3.11'], ['usr/lib/gcc']];
+  const path = await cached('system.tar', async (out, work) => {
+    const layers = [await busyboxRootfsTar()];
+    for (const sources of layerSources) {
+      layers.push(
+        await layerTar(work, async (stage) => {
+          for (const source of sources) {
+            await mkdir(dirname(join(stage.root, source)), { recursive: true });
+            await run('cp', ['-a', `/${source}`, join(stage.root, source)]);
+          }
+        }),
+      );
+    }
+    await writeDockerArchive(out, work, tag, layers);
+  });
+  return { path, tag };
+}
+
 async function stageBusybox(stage: Stage): Promise<void> {
   for (const dir of ['bin', 'dev', 'etc', 'home', 'proc', 'sys', 'usr', 'usr/bin', 'usr/sbin', 'sbin', 'var']) {
     await stage.dir(dir);

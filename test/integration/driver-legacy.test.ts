@@ -16,7 +16,7 @@ describe('serve-driver as a legacy plugin', () => {
   let dockerd: Dockerd;
   const home = () => join(dockerd.dataRoot, name);
 
-  const startPlugin = () => startLegacyPlugin({ name, debug: true, extraArgs: ['--state', join(stateDir, 'init.json')] });
+  const startPlugin = () => startLegacyPlugin({ name, debug: true, stateFile: join(stateDir, 'init.json') });
 
   before(async () => {
     stateDir = await mkdtemp('/tmp/gd-state-');
