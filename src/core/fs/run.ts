@@ -10,6 +10,16 @@ export interface RunResult {
   stderr: string;
 }
 
+/** A helper that exited non-zero; `stderr` holds its own words for callers that sort its failures. */
+export class RunError extends Error {
+  readonly stderr: string;
+
+  constructor(message: string, stderr: string) {
+    super(message);
+    this.stderr = stderr;
+  }
+}
+
 /** Runs a helper program (mount, mknod, setfattr …) and fails with its own words when it fails. */
 export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
@@ -22,7 +32,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     child.on('close', (code, signal) => {
       const errText = Buffer.concat(stderr).toString('utf8').trim();
       if (code === 0) resolve({ stdout: Buffer.concat(stdout), stderr: errText });
-      else reject(new Error(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${errText || 'no message'}`));
+      else reject(new RunError(`${command} ${args.join(' ')} failed (${signal ?? `exit ${code}`}): ${errText || 'no message'}`, errText));
     });
     child.stdin.on('error', () => {}); // a helper that exits early closes its stdin; its exit code tells the story
     child.stdin.end(options.input ?? '');

@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { run } from './run.ts';
+import { log } from '../log.ts';
+import { run, RunError } from './run.ts';
 
 // Node has no xattr calls; the attr tools read and write them in one process per tree, which
 // keeps the cost per layer constant instead of per file.
@@ -61,5 +62,14 @@ export async function writeTreeXattrs(root: string, byPath: Map<string, XattrMap
     for (const [name, value] of attrs) dump += `${name}=0x${value.toString('hex')}\n`;
     dump += '\n';
   }
-  await run('setfattr', ['-h', '--restore=-'], { cwd: root, input: dump });
+  try {
+    await run('setfattr', ['-h', '--restore=-'], { cwd: root, input: dump });
+  } catch (err) {
+    // Docker's unpacking skips an attribute the filesystem refuses (ENOTSUP: say a macOS
+    // `com.apple.*` name; EPERM: user.* on a symlink or device) and fails on anything else.
+    // setfattr goes on past such a failure, so only the refused ones are missing.
+    const failures = err instanceof RunError ? err.stderr.split('\n').filter((line) => line.trim() !== '') : [];
+    if (failures.length === 0 || !failures.every((line) => /: (Operation not supported|Operation not permitted)$/.test(line))) throw err;
+    log.warn(`ignored extended attributes the filesystem does not support: ${failures.join('; ')}`);
+  }
 }

@@ -1,4 +1,4 @@
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { TarEntry } from '../tar/entry.ts';
 import { readTar } from '../tar/reader.ts';
@@ -49,28 +49,57 @@ function checkSymlinkTarget(root: string, relPath: string, target: string): void
   }
 }
 
-async function setAttributes(abs: string, attrs: Attributes, isSymlink: boolean): Promise<void> {
-  await fs.lchown(abs, attrs.uid, attrs.gid);
+// File system calls here are synchronous on purpose: each takes microseconds on a local disk,
+// and a layer has tens of thousands of them, so a round trip through libuv's thread pool per
+// call would cost more than the call. Only the tar stream itself is awaited.
+
+function setAttributes(abs: string, attrs: Attributes, isSymlink: boolean): void {
+  fs.lchownSync(abs, attrs.uid, attrs.gid);
   // chmod after chown: chown clears setuid/setgid bits.
-  if (!isSymlink) await fs.chmod(abs, attrs.mode);
-  await fs.lutimes(abs, attrs.mtime, attrs.mtime);
+  if (!isSymlink) fs.chmodSync(abs, attrs.mode);
+  fs.lutimesSync(abs, attrs.mtime, attrs.mtime);
 }
 
 async function writeRegularFile(abs: string, entry: TarEntry): Promise<void> {
-  const handle = await fs.open(abs, 'w', 0o600);
+  const fd = fs.openSync(abs, 'w', 0o600);
   try {
-    for await (const chunk of entry.body) await handle.write(chunk);
-    await handle.chown(entry.uid, entry.gid);
-    await handle.chmod(entry.mode);
-    await handle.utimes(entry.mtime, entry.mtime);
+    for await (const chunk of entry.body) fs.writeSync(fd, chunk);
+    fs.fchownSync(fd, entry.uid, entry.gid);
+    fs.fchmodSync(fd, entry.mode);
+    fs.futimesSync(fd, entry.mtime, entry.mtime);
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
+}
+
+function isAtOrBelow(candidate: string, relPath: string): boolean {
+  return candidate === relPath || candidate.startsWith(`${relPath}/`);
+}
+
+function hasDeferredBelow(deferredSpecials: Set<string>, relPath: string): boolean {
+  for (const pending of deferredSpecials) if (isAtOrBelow(pending, relPath)) return true;
+  return false;
+}
+
+async function makeDeferredSpecials(root: string, work: DeferredWork, deferredSpecials: Set<string>): Promise<void> {
+  await makeSpecialFiles(root, work.specials);
+  for (const special of work.specials) setAttributes(path.join(root, special.relPath), special, false);
+  for (const link of work.links) fs.linkSync(path.join(root, link.targetRel), path.join(root, link.relPath));
+  work.specials = [];
+  work.links = [];
+  deferredSpecials.clear();
+}
+
+function forgetDeferredBelow(work: DeferredWork, relPath: string): void {
+  for (const pending of [...work.xattrs.keys()]) if (isAtOrBelow(pending, relPath)) work.xattrs.delete(pending);
+  work.dirTimes = work.dirTimes.filter((dir) => !isAtOrBelow(dir.relPath, relPath));
 }
 
 /** Unpacks `source` into `root`, which must exist. Throws on the first bad entry. */
 export async function applyLayer(source: AsyncIterable<Buffer>, root: string): Promise<void> {
   const knownDirs = new Set<string>();
+  // The root starts empty, so only a path this archive already wrote can be in the way.
+  const written = new Set<string>();
   const deferredSpecials = new Set<string>();
   const work: DeferredWork = { specials: [], links: [], xattrs: new Map(), dirTimes: [] };
 
@@ -86,11 +115,24 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
     const relPath = parentRel ? `${parentRel}/${base}` : base;
     const abs = path.join(root, relPath);
 
-    const existing = await fs.lstat(abs).catch(() => undefined);
-    if (existing && !(existing.isDirectory() && entry.type === 'directory')) {
-      await fs.rm(abs, { recursive: true, force: true });
-      knownDirs.clear();
+    let existing = written.has(relPath) || knownDirs.has(relPath) ? fs.lstatSync(abs, { throwIfNoEntry: false }) : undefined;
+    const replaces = existing !== undefined && !(existing.isDirectory() && entry.type === 'directory');
+    if (deferredSpecials.has(relPath) || (replaces && hasDeferredBelow(deferredSpecials, relPath))) {
+      // Docker makes these as it meets them, so a later entry replaces them (or the directory
+      // they are in) like anything else; making the pending batch now gives the same result.
+      await makeDeferredSpecials(root, work, deferredSpecials);
+      existing = fs.lstatSync(abs, { throwIfNoEntry: false });
     }
+    if (existing && !(existing.isDirectory() && entry.type === 'directory')) {
+      fs.rmSync(abs, { recursive: true, force: true });
+      // Only what was below is gone; the rest of knownDirs still records the directories (implied
+      // ones included) that the check above must find in the way of a later entry.
+      for (const known of [...knownDirs]) if (isAtOrBelow(known, relPath)) knownDirs.delete(known);
+      // What the archive said about the removed paths is void: applied at the end, it would go
+      // through whatever replaces them, such as a symlink to a host directory.
+      forgetDeferredBelow(work, relPath);
+    }
+    written.add(relPath);
 
     if (base === OPAQUE_MARKER) {
       addXattr(work, parentRel, OPAQUE_XATTR, Buffer.from('y'));
@@ -102,6 +144,8 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
       const hiddenRel = parentRel ? `${parentRel}/${hidden}` : hidden;
       work.specials.push({ relPath: hiddenRel, type: 'char', major: 0, minor: 0, uid: entry.uid, gid: entry.gid, mode: 0, mtime: entry.mtime });
       deferredSpecials.add(hiddenRel);
+      // The whiteout lands at the hidden name: a later entry there must replace it.
+      written.add(hiddenRel);
       await drain(entry.body);
       continue;
     }
@@ -109,10 +153,10 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
     const attrs: Attributes = { uid: entry.uid, gid: entry.gid, mode: entry.mode, mtime: entry.mtime };
     switch (entry.type) {
       case 'directory':
-        if (!existing?.isDirectory()) await fs.mkdir(abs, { mode: 0o700 });
+        if (!existing?.isDirectory()) fs.mkdirSync(abs, { mode: 0o700 });
         knownDirs.add(relPath);
-        await fs.lchown(abs, entry.uid, entry.gid);
-        await fs.chmod(abs, entry.mode);
+        fs.lchownSync(abs, entry.uid, entry.gid);
+        fs.chmodSync(abs, entry.mode);
         work.dirTimes.push({ relPath, mtime: entry.mtime });
         break;
       case 'file':
@@ -120,8 +164,8 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
         break;
       case 'symlink':
         checkSymlinkTarget(root, relPath, entry.linkname);
-        await fs.symlink(entry.linkname, abs);
-        await setAttributes(abs, attrs, true);
+        fs.symlinkSync(entry.linkname, abs);
+        setAttributes(abs, attrs, true);
         break;
       case 'hardlink': {
         const targetName = cleanMemberName(entry.linkname);
@@ -131,11 +175,12 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
           work.links.push({ relPath, targetRel });
           deferredSpecials.add(relPath);
         } else {
-          await fs.link(path.join(root, targetRel), abs).catch((err: Error) => {
-            throw new Error(`hardlink ${relPath} -> ${entry.linkname}: ${err.message}`);
-          });
-          const target = await fs.lstat(abs);
-          await setAttributes(abs, attrs, target.isSymbolicLink());
+          try {
+            fs.linkSync(path.join(root, targetRel), abs);
+          } catch (err) {
+            throw new Error(`hardlink ${relPath} -> ${entry.linkname}: ${(err as Error).message}`);
+          }
+          setAttributes(abs, attrs, fs.lstatSync(abs).isSymbolicLink());
         }
         break;
       }
@@ -150,10 +195,8 @@ export async function applyLayer(source: AsyncIterable<Buffer>, root: string): P
     await drain(entry.body);
   }
 
-  await makeSpecialFiles(root, work.specials);
-  for (const special of work.specials) await setAttributes(path.join(root, special.relPath), special, false);
-  for (const link of work.links) await fs.link(path.join(root, link.targetRel), path.join(root, link.relPath));
+  await makeDeferredSpecials(root, work, deferredSpecials);
   await writeTreeXattrs(root, work.xattrs);
   // Last, since creating entries inside a directory changes its mtime.
-  for (const dir of work.dirTimes) await fs.lutimes(path.join(root, dir.relPath), dir.mtime, dir.mtime);
+  for (const dir of work.dirTimes) fs.lutimesSync(path.join(root, dir.relPath), dir.mtime, dir.mtime);
 }

@@ -50,16 +50,12 @@ export async function exportLayer(root: string, out: NodeJS.WritableStream): Pro
       header.path = `${relPath}/`;
       await writer.add(header);
       if (isOpaque(xattrsByPath.get(relPath))) {
-        await writer.add({ ...header, type: 'file', path: `${relPath}/${OPAQUE_MARKER}`, mode: header.mode & 0o777, xattrs: new Map() });
+        // Docker builds this header without a ModTime, which Go's tar writer stores as 0.
+        await writer.add({ ...header, type: 'file', path: `${relPath}/${OPAQUE_MARKER}`, mode: header.mode & 0o777, mtime: 0, xattrs: new Map() });
       }
       continue;
     }
-    if (stat.isSymbolicLink()) {
-      header.type = 'symlink';
-      header.linkname = await fs.promises.readlink(abs);
-      await writer.add(header);
-      continue;
-    }
+    // Docker checks the link count of every non-directory, symlinks included.
     if (stat.nlink > 1) {
       const original = firstNameOfInode.get(stat.ino);
       if (original !== undefined) {
@@ -68,7 +64,11 @@ export async function exportLayer(root: string, out: NodeJS.WritableStream): Pro
       }
       firstNameOfInode.set(stat.ino, relPath);
     }
-    if (stat.isCharacterDevice() || stat.isBlockDevice()) {
+    if (stat.isSymbolicLink()) {
+      header.type = 'symlink';
+      header.linkname = await fs.promises.readlink(abs);
+      await writer.add(header);
+    } else if (stat.isCharacterDevice() || stat.isBlockDevice()) {
       const { major, minor } = deviceNumbers(stat.rdev);
       await writer.add({ ...header, type: stat.isCharacterDevice() ? 'char' : 'block', devmajor: major, devminor: minor });
     } else if (stat.isFIFO()) {
