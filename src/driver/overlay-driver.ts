@@ -12,23 +12,42 @@ import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { checkDriverOptions } from './options.ts';
 import type { Change, InitRequest, LayerRequest } from './protocol.ts';
+import { RepositoryMounts, type RepositoryMounter } from './repository-mounts.ts';
+import { ThinLayers } from './thin-layers.ts';
 
 // The graphdriver itself: overlay2's behaviour on overlay2's on-disk layout, with every piece of
 // state on disk so that a restarted plugin (which dockerd never re-initialises) carries on.
 
 const PAGE_SIZE = 4096;
 
+export interface ThinSupport {
+  /** Mounts the CernVM-FS repositories thin layers read from. */
+  mounter: RepositoryMounter;
+  /** Repositories thin layers may name; undefined allows any the mounter can mount. */
+  allowedRepositories?: ReadonlySet<string>;
+}
+
+interface Started {
+  store: LayerStore;
+  thin: ThinLayers;
+  repositories: RepositoryMounts;
+}
+
 export class OverlayDriver {
   private readonly stateFile: string;
-  private store: LayerStore | undefined;
+  private readonly thinSupport: ThinSupport;
+  private started: Started | undefined;
   private backingFs = '';
   private featureOptions: string[] = [];
   /** Outstanding Get calls per mounted layer. */
   private readonly mountRefs = new Map<string, number>();
+  /** Repositories each mounted layer holds, released when it is unmounted. */
+  private readonly heldRepositories = new Map<string, Set<string>>();
   private readonly locks = new KeyedLock();
 
-  constructor(stateFile: string) {
+  constructor(stateFile: string, thinSupport: ThinSupport) {
     this.stateFile = stateFile;
+    this.thinSupport = thinSupport;
   }
 
   /** Resumes after a plugin restart from the state the last Init left. */
@@ -56,18 +75,39 @@ export class OverlayDriver {
     this.featureOptions = await overlayFeatureOptions();
     const store = new LayerStore(request.Home);
     await store.open();
-    this.store = store;
+    const thin = new ThinLayers(store, this.thinSupport.allowedRepositories);
+    const repositories = new RepositoryMounts(request.Home, this.thinSupport.mounter);
+    this.started = { store, thin, repositories };
     this.mountRefs.clear();
-    // Layers still mounted were handed out by the previous process; each counts as one Get.
+    this.heldRepositories.clear();
+    // Layers still mounted were handed out by the previous process; each counts as one Get,
+    // and holds the repositories its chain reads from.
     for (const mount of await listMounts()) {
       const match = mount.mountPoint.startsWith(`${request.Home}/`) && /^([^/]+)\/merged$/.exec(mount.mountPoint.slice(request.Home.length + 1));
-      if (match) this.mountRefs.set(match[1]!, 1);
+      if (!match) continue;
+      const id = match[1]!;
+      this.mountRefs.set(id, 1);
+      const chain = await thin.expand(await this.mountedChainLinks(store, id)).catch(() => undefined);
+      if (chain && chain.repositories.size > 0) {
+        repositories.adopt(chain.repositories);
+        this.heldRepositories.set(id, chain.repositories);
+      }
     }
   }
 
+  private parts(): Started {
+    if (!this.started) throw new Error('the driver has not been initialised: restart dockerd so that it sends Init');
+    return this.started;
+  }
+
   private layers(): LayerStore {
-    if (!this.store) throw new Error('the driver has not been initialised: restart dockerd so that it sends Init');
-    return this.store;
+    return this.parts().store;
+  }
+
+  /** Links a mount of `id` stacks: its lowers, and for an image layer its own diff on top. */
+  private async mountedChainLinks(store: LayerStore, id: string): Promise<string[]> {
+    const lowers = await store.lowerLinks(id);
+    return (await store.kind(id)) === 'rw' ? lowers : [`l/${await store.linkName(id)}`, ...lowers];
   }
 
   async create(request: LayerRequest, kind: LayerKind): Promise<void> {
@@ -81,9 +121,19 @@ export class OverlayDriver {
   async remove(request: LayerRequest): Promise<void> {
     const id = checkLayerId(request.ID);
     await this.locks.run(id, async () => {
-      await this.layers().remove(id);
+      const { store, thin } = this.parts();
+      await store.remove(id);
       this.mountRefs.delete(id);
+      thin.forget(id);
+      await this.releaseRepositories(id);
     });
+  }
+
+  private async releaseRepositories(id: string): Promise<void> {
+    const held = this.heldRepositories.get(id);
+    if (!held) return;
+    this.heldRepositories.delete(id);
+    await this.parts().repositories.release(held);
   }
 
   async exists(request: LayerRequest): Promise<boolean> {
@@ -93,30 +143,54 @@ export class OverlayDriver {
   async get(request: LayerRequest): Promise<string> {
     const id = checkLayerId(request.ID);
     return this.locks.run(id, async () => {
-      const store = this.layers();
+      const { store, thin, repositories } = this.parts();
       if (!(await store.exists(id))) throw new Error(`layer ${id} does not exist`);
-      const lowers = await store.lowerLinks(id);
-      if (lowers.length === 0) return store.diffDir(id);
-      const merged = store.mergedDir(id);
+      // A layer with nothing below is its own diff, unmounted; for a thin layer that is what
+      // docker save and push read, so only thin.json travels.
+      if ((await store.lowerLinks(id)).length === 0) return store.diffDir(id);
       const refs = this.mountRefs.get(id) ?? 0;
-      if (refs === 0) await this.mount(id, lowers, await store.kind(id));
+      if (refs === 0) {
+        const kind = await store.kind(id);
+        const chain = await thin.expand(await this.mountedChainLinks(store, id));
+        await repositories.acquire(chain.repositories);
+        try {
+          const single = await this.mount(id, chain.lowers, kind);
+          if (single) {
+            await repositories.release(chain.repositories);
+            return single;
+          }
+        } catch (err) {
+          await repositories.release(chain.repositories);
+          throw err;
+        }
+        if (chain.repositories.size > 0) this.heldRepositories.set(id, chain.repositories);
+      }
       this.mountRefs.set(id, refs + 1);
-      return merged;
+      return store.mergedDir(id);
     });
   }
 
-  private async mount(id: string, lowers: string[], kind: LayerKind): Promise<void> {
+  /**
+   * Mounts the overlay of `id`. An image layer whose expanded chain is a single directory needs
+   * no overlay: that directory is returned instead.
+   */
+  private async mount(id: string, lowers: string[], kind: LayerKind): Promise<string | undefined> {
     const store = this.layers();
+    if (kind === 'ro' && lowers.length < 2) {
+      if (lowers.length === 0) throw new Error(`layer ${id} has no content to mount (a thin image without layers?)`);
+      return path.join(store.home, lowers[0]!);
+    }
     const options = kind === 'rw'
       ? [`lowerdir=${lowers.join(':')}`, `upperdir=${id}/diff`, `workdir=${id}/work`]
       // Image layers are mounted read-only with their own diff as the top lower: dockerd only
       // reads them (docker save), and no upper dir means no clash with containers above them.
-      : ['ro', `lowerdir=${[`l/${await store.linkName(id)}`, ...lowers].join(':')}`];
+      : ['ro', `lowerdir=${lowers.join(':')}`];
     const optionText = [...options, ...this.featureOptions].join(',');
     if (optionText.length >= PAGE_SIZE) {
       throw new Error(`layer ${id}: overlay mount options are ${optionText.length} bytes, over the kernel's limit of ${PAGE_SIZE - 1}`);
     }
     await mountOverlay(optionText, store.mergedDir(id), store.home);
+    return undefined;
   }
 
   async put(request: LayerRequest): Promise<void> {
@@ -130,6 +204,7 @@ export class OverlayDriver {
       this.mountRefs.delete(id);
       const merged = this.layers().mergedDir(id);
       if ((await mountsBelow(merged)).includes(merged)) await unmount(merged);
+      await this.releaseRepositories(id);
     });
   }
 
@@ -159,9 +234,16 @@ export class OverlayDriver {
   }
 
   async cleanup(): Promise<void> {
-    if (!this.store) return;
-    for (const mountPoint of await mountsBelow(this.store.home)) await unmount(mountPoint);
+    if (!this.started) return;
+    const { store, repositories } = this.started;
+    // Overlays first: they hold the repository mounts below them busy.
+    for (const mountPoint of await mountsBelow(store.home)) {
+      if (mountPoint.endsWith('/merged')) await unmount(mountPoint);
+    }
     this.mountRefs.clear();
+    this.heldRepositories.clear();
+    await repositories.releaseAll();
+    for (const mountPoint of await mountsBelow(store.home)) await unmount(mountPoint);
   }
 
   /** Checks the parent dockerd names is the layer's own, the only case overlay2 diffs natively. */
@@ -181,8 +263,16 @@ export class OverlayDriver {
   async changes(request: LayerRequest): Promise<Change[]> {
     const id = checkLayerId(request.ID);
     await this.checkParent(id, request.Parent);
-    const store = this.layers();
-    return overlayChanges(store.diffDir(id), await store.lowerDiffDirs(id));
+    const { store, thin, repositories } = this.parts();
+    // Compared with what the container sees below it, thin layers expanded; dockerd asks for
+    // this of stopped containers too, so the repositories are held for the walk.
+    const chain = await thin.expand(await store.lowerLinks(id));
+    await repositories.acquire(chain.repositories);
+    try {
+      return await overlayChanges(store.diffDir(id), chain.lowers.map((link) => path.join(store.home, link)));
+    } finally {
+      await repositories.release(chain.repositories);
+    }
   }
 
   async diffSize(request: LayerRequest): Promise<number> {
@@ -204,6 +294,8 @@ export class OverlayDriver {
         await store.abortApply(id);
         throw new Error(`applying layer ${id}: ${(err as Error).message}`);
       }
+      // A broken thin.json is reported when the image is loaded, but fails only its use (Get).
+      await this.parts().thin.descriptor(id).catch((err: Error) => log.warn(err.message));
       return treeSize(store.diffDir(id));
     });
   }

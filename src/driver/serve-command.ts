@@ -1,7 +1,18 @@
 import path from 'node:path';
 import { log } from '../core/log.ts';
 import { OverlayDriver } from './overlay-driver.ts';
+import type { RepositoryMounter } from './repository-mounts.ts';
 import { serveDriver } from './server.ts';
+
+/** Thin layers need a CernVM-FS client; until one is configured their use fails clearly. */
+const noRepositoryClient: RepositoryMounter = {
+  name: 'no client',
+  mount: async (repository) => {
+    throw new Error(`cannot mount CernVM-FS repository ${repository}: this build has no CernVM-FS client for thin images yet`);
+  },
+  unmount: async () => {},
+  isAlive: async () => false,
+};
 
 export interface ServeDriverFlags {
   socket: string;
@@ -15,7 +26,7 @@ function defaultStateFile(socket: string): string {
 
 export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void> {
   const socket = path.resolve(flags.socket);
-  const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket));
+  const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), { mounter: noRepositoryClient });
   await driver.resume();
   const server = await serveDriver(driver, socket);
   await new Promise<void>((resolve) => {

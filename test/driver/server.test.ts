@@ -14,6 +14,7 @@ import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { serveDriver, type DriverServer } from '../../src/driver/server.ts';
 import { describeTree, dir, entry, exists, file, makeTar, readArchive, run, symlink, tempDir } from '../overlay/fixtures.ts';
 import { collect, json, PluginClient } from './plugin-client.ts';
+import { refusingMounter } from './test-mounters.ts';
 
 // Expected failures would otherwise fill the output; the replies carry the messages.
 log.level = -1;
@@ -34,7 +35,7 @@ async function startPlugin(t: TestContext, from?: Plugin): Promise<Plugin> {
   const home = path.join(base, 'home');
   const stateFile = path.join(base, 'state', 'init.json');
   const socket = path.join(base, `plugin-${randomBytes(3).toString('hex')}.sock`);
-  const driver = new OverlayDriver(stateFile);
+  const driver = new OverlayDriver(stateFile, { mounter: refusingMounter });
   if (from) await driver.resume();
   const server = await serveDriver(driver, socket);
   let closed = false;

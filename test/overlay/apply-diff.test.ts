@@ -8,6 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { log } from '../../src/core/log.ts';
 import { treeSize } from '../../src/core/fs/walk.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
+import { refusingMounter } from '../driver/test-mounters.ts';
 import { chunks, dir, entry, exists, file, hardlink, makeTar, symlink, tempDir } from './fixtures.ts';
 
 // Expected failures would otherwise fill the output; the replies carry the messages.
@@ -16,7 +17,7 @@ log.level = -1;
 async function initDriver(t: TestContext): Promise<{ driver: OverlayDriver; home: string }> {
   const base = await tempDir(t, 'apply-diff-');
   const home = path.join(base, 'home');
-  const driver = new OverlayDriver(path.join(base, 'state.json'));
+  const driver = new OverlayDriver(path.join(base, 'state.json'), { mounter: refusingMounter });
   await driver.init({ Home: home, Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => driver.cleanup());
   return { driver, home };

@@ -25,10 +25,15 @@ export function checkLayerId(id: string | undefined): string {
   return id;
 }
 
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function base32(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => BASE32[b & 31]).join('');
+}
+
 function randomLinkName(): string {
   // 12 base32 characters: 60 random bits, short enough for 128 lowers in one page of options.
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  return Array.from(crypto.randomBytes(12), (b) => alphabet[b & 31]).join('');
+  return base32(crypto.randomBytes(12));
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -92,6 +97,32 @@ export class LayerStore {
       throw err;
     });
     return text ? text.split(':') : [];
+  }
+
+  /** The layer a short link of a lower chain names. */
+  async layerOfLink(link: string): Promise<string> {
+    const target = await fs.readlink(path.join(this.home, link));
+    const match = /^\.\.\/([^/]+)\/diff$/.exec(target);
+    if (!match) throw new LayerError(`${link} points at ${target}, not at a layer`);
+    return match[1]!;
+  }
+
+  /**
+   * A short link (relative to home, like the lower chain's own) to a directory below home that
+   * is not a layer, such as a layer dir inside a mounted repository. Its name derives from the
+   * target, so the same target always gets the same link.
+   */
+  async externalLink(targetBelowHome: string): Promise<string> {
+    // 'X' keeps these apart from the random 12-character names of layers.
+    const name = `X${base32(crypto.createHash('sha256').update(targetBelowHome).digest().subarray(0, 11))}`;
+    const link = path.join(this.home, LINK_DIR, name);
+    const wanted = path.relative(path.dirname(link), path.join(this.home, targetBelowHome));
+    const current = await fs.readlink(link).catch(() => undefined);
+    if (current !== wanted) {
+      await fs.rm(link, { force: true });
+      await fs.symlink(wanted, link);
+    }
+    return `${LINK_DIR}/${name}`;
   }
 
   async linkName(id: string): Promise<string> {

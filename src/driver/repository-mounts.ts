@@ -1,0 +1,100 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { log } from '../core/log.ts';
+import { KeyedLock } from '../core/keyed-lock.ts';
+import { isMountPoint } from '../core/overlay/mounts.ts';
+
+// CernVM-FS repositories mounted under <home>/cvmfs/<repository> while some mounted layer needs
+// them: the first user mounts, the last one unmounts, so Get and Put stay symmetric (the
+// upstream plugin never released a repository a container had used).
+
+/** How a repository gets mounted: the embedded client, or the real cvmfs2 where installed. */
+export interface RepositoryMounter {
+  readonly name: string;
+  /** Mounts `repository` read-only at the empty directory `target`; resolves once it serves. */
+  mount(repository: string, target: string): Promise<void>;
+  /** Unmounts `target`, also when the process serving it is gone. */
+  unmount(target: string): Promise<void>;
+  /** Whether the mount at `target` still answers (a killed server leaves a dead one). */
+  isAlive(target: string): Promise<boolean>;
+}
+
+export const REPOSITORY_MOUNT_DIR = 'cvmfs';
+
+export class RepositoryMounts {
+  private readonly root: string;
+  private readonly mounter: RepositoryMounter;
+  private readonly users = new Map<string, number>();
+  private readonly locks = new KeyedLock();
+
+  constructor(home: string, mounter: RepositoryMounter) {
+    this.root = path.join(home, REPOSITORY_MOUNT_DIR);
+    this.mounter = mounter;
+  }
+
+  /** Mount point of `repository`, relative to home, as overlay lower paths are written. */
+  static relativeMountPoint(repository: string): string {
+    return path.join(REPOSITORY_MOUNT_DIR, repository);
+  }
+
+  private target(repository: string): string {
+    return path.join(this.root, repository);
+  }
+
+  /** Counts one more user of each repository, mounting those not yet mounted. */
+  async acquire(repositories: Iterable<string>): Promise<void> {
+    const acquired: string[] = [];
+    try {
+      for (const repository of repositories) {
+        await this.locks.run(repository, async () => {
+          const users = this.users.get(repository) ?? 0;
+          const target = this.target(repository);
+          if (users === 0 || !(await this.mounter.isAlive(target))) await this.mountFresh(repository, target);
+          this.users.set(repository, users + 1);
+        });
+        acquired.push(repository);
+      }
+    } catch (err) {
+      await this.release(acquired);
+      throw err;
+    }
+  }
+
+  private async mountFresh(repository: string, target: string): Promise<void> {
+    if (await isMountPoint(target)) {
+      if (await this.mounter.isAlive(target)) return;
+      log.warn(`repository ${repository}: the mount at ${target} is dead (its server was killed); mounting it again`);
+      await this.mounter.unmount(target);
+    }
+    await fs.mkdir(target, { recursive: true });
+    log.info(`mounting repository ${repository} at ${target} with ${this.mounter.name}`);
+    await this.mounter.mount(repository, target);
+  }
+
+  async release(repositories: Iterable<string>): Promise<void> {
+    for (const repository of repositories) {
+      await this.locks.run(repository, async () => {
+        const users = (this.users.get(repository) ?? 0) - 1;
+        if (users > 0) {
+          this.users.set(repository, users);
+          return;
+        }
+        this.users.delete(repository);
+        const target = this.target(repository);
+        if (await isMountPoint(target)) {
+          log.info(`unmounting repository ${repository}: no mounted layer uses it any more`);
+          await this.mounter.unmount(target);
+        }
+      });
+    }
+  }
+
+  /** After a restart: counts users of mounts that outlived the previous process, mounting nothing. */
+  adopt(repositories: Iterable<string>): void {
+    for (const repository of repositories) this.users.set(repository, (this.users.get(repository) ?? 0) + 1);
+  }
+
+  async releaseAll(): Promise<void> {
+    await this.release([...this.users.entries()].flatMap(([repository, users]) => Array<string>(users).fill(repository)));
+  }
+}

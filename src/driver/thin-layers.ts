@@ -1,0 +1,74 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { LayerStore } from '../core/overlay/layer-store.ts';
+import { parseCvmfsUrl, parseThinDescriptor, THIN_DESCRIPTOR_NAME, type ThinDescriptor } from '../core/thin-descriptor.ts';
+import { RepositoryMounts } from './repository-mounts.ts';
+
+// A layer whose root holds thin.json stands for the layers that file names in CernVM-FS. When a
+// layer above it is mounted, its place in the lower chain is taken by those repository
+// directories, topmost first; the thin.json layer itself never shows in a container.
+
+export interface ExpandedChain {
+  /** lowerdir entries relative to home, topmost first. */
+  lowers: string[];
+  /** Repositories the chain reads from; they must be mounted before the overlay. */
+  repositories: Set<string>;
+}
+
+export class ThinLayers {
+  private readonly store: LayerStore;
+  /** Which repositories this driver may mount; undefined allows any. */
+  private readonly allowed: ReadonlySet<string> | undefined;
+  /** Layers never change after ApplyDiff, so whether one is thin is asked of the disk once. */
+  private readonly descriptors = new Map<string, ThinDescriptor | null>();
+
+  constructor(store: LayerStore, allowedRepositories?: ReadonlySet<string>) {
+    this.store = store;
+    this.allowed = allowedRepositories;
+  }
+
+  /** The layer's descriptor, or null for an ordinary layer. Throws if thin.json is invalid. */
+  async descriptor(id: string): Promise<ThinDescriptor | null> {
+    const known = this.descriptors.get(id);
+    if (known !== undefined) return known;
+    const file = path.join(this.store.diffDir(id), THIN_DESCRIPTOR_NAME);
+    const stat = await fs.lstat(file).catch(() => undefined);
+    let descriptor: ThinDescriptor | null = null;
+    if (stat?.isFile()) {
+      try {
+        descriptor = parseThinDescriptor(await fs.readFile(file));
+      } catch (err) {
+        throw new Error(`layer ${id} is a thin image layer with a bad ${THIN_DESCRIPTOR_NAME}: ${(err as Error).message}`);
+      }
+    }
+    this.descriptors.set(id, descriptor);
+    return descriptor;
+  }
+
+  forget(id: string): void {
+    this.descriptors.delete(id);
+  }
+
+  /** The lower chain of `links` (short links, topmost first) with every thin layer expanded. */
+  async expand(links: string[]): Promise<ExpandedChain> {
+    const lowers: string[] = [];
+    const repositories = new Set<string>();
+    for (const link of links) {
+      const id = await this.store.layerOfLink(link);
+      const descriptor = await this.descriptor(id);
+      if (!descriptor) {
+        lowers.push(link);
+        continue;
+      }
+      for (const layer of [...descriptor.layers].reverse()) {
+        const { repository, path: inside } = parseCvmfsUrl(layer.url);
+        if (this.allowed && !this.allowed.has(repository)) {
+          throw new Error(`thin layer ${id} reads from repository ${repository}, which this driver is not configured for; configure it (--repository ${repository}=<server URL> or /etc/cvmfs/config.d/${repository}.conf)`);
+        }
+        repositories.add(repository);
+        lowers.push(await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside)));
+      }
+    }
+    return { lowers, repositories };
+  }
+}

@@ -1,0 +1,35 @@
+// Stand-ins for a CernVM-FS client in driver tests: a bind mount of a prepared directory per
+// repository shows the driver's thin-layer logic what a real client would.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { isMountPoint } from '../../src/core/overlay/mounts.ts';
+import type { RepositoryMounter } from '../../src/driver/repository-mounts.ts';
+
+export const refusingMounter: RepositoryMounter = {
+  name: 'none',
+  mount: async (repository) => {
+    throw new Error(`test: no client for ${repository}`);
+  },
+  unmount: async () => {},
+  isAlive: async () => false,
+};
+
+/** Mounts `<root>/<repository>` read-only at the target and counts what it did. */
+export function bindMounter(root: string): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
+  const mounts: string[] = [];
+  const unmounts: string[] = [];
+  return {
+    name: 'bind mounts',
+    mounts,
+    unmounts,
+    mount: async (repository, target) => {
+      execFileSync('mount', ['--bind', '-o', 'ro', path.join(root, repository), target]);
+      mounts.push(repository);
+    },
+    unmount: async (target) => {
+      execFileSync('umount', [target]);
+      unmounts.push(path.basename(target));
+    },
+    isAlive: (target) => isMountPoint(target),
+  };
+}
