@@ -1,0 +1,74 @@
+// Serving a ReadOnlyFilesystem at a mountpoint: open /dev/fuse, mount it, read requests on
+// worker threads and answer them on the main thread until the kernel ends the session.
+import { closeSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readDevice } from './device-readers.ts';
+import type { ReadOnlyFilesystem } from './filesystem.ts';
+import { detachOnExit, mountFuse, unmount } from './mount.ts';
+import { FuseSession } from './session.ts';
+
+export interface ServeOptions {
+  /** Mount source shown in /proc/mounts; default "cvmfs-graphdriver". */
+  source?: string;
+  /** The mount type becomes `fuse.<subtype>`; default "cvmfs-graphdriver". */
+  subtype?: string;
+  /** Threads reading /dev/fuse, i.e. requests taken off the device at once; default 4. */
+  readers?: number;
+  /** How long the kernel may take to send INIT after mounting; default 10 s. */
+  initTimeoutMs?: number;
+}
+
+export interface FuseServer {
+  /** Absolute path of the mount. */
+  readonly mountpoint: string;
+  /**
+   * Resolves when the kernel has ended the session: right after an unmount, or after a lazy
+   * unmount once the last file open on the mount is closed.
+   */
+  readonly closed: Promise<void>;
+  /** Unmounts, or detaches the mount if files on it are still open (see `closed`). */
+  unmount(): Promise<void>;
+}
+
+// Exiting with a mount up would hang: Node joins the device readers, which are blocked in
+// read(2) until the connection goes. One exit hook for all mounts (not one listener each).
+const mountsToDetachOnExit = new Set<() => void>();
+process.on('exit', () => {
+  for (const detach of mountsToDetachOnExit) detach();
+});
+
+/** Mounts `fs` read-only at `mountpoint` (an existing directory) and serves it. Needs root. */
+export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string, options: ServeOptions = {}): Promise<FuseServer> {
+  const target = path.resolve(mountpoint);
+  const fd = openSync('/dev/fuse', 'r+');
+  let device: number;
+  try {
+    device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  const session = new FuseSession(fd, fs);
+  const detach = (): void => {
+    session.end();
+    detachOnExit(target, device);
+  };
+  mountsToDetachOnExit.add(detach);
+  const closed = readDevice(fd, options.readers ?? 4, (request) => session.handle(request)).then(() => {
+    mountsToDetachOnExit.delete(detach);
+    session.end();
+    closeSync(fd);
+  });
+  const initTimeoutMs = options.initTimeoutMs ?? 10_000;
+  const started = await Promise.race([
+    session.initialized.then(() => 'initialized' as const),
+    closed.then(() => 'closed' as const),
+    sleep(initTimeoutMs, 'timeout' as const, { ref: false }),
+  ]);
+  if (started !== 'initialized') {
+    await unmount(target);
+    throw new Error(`FUSE mount at ${target} did not start: ${started === 'closed' ? 'the kernel ended the session' : `no INIT within ${initTimeoutMs} ms`}`);
+  }
+  return { mountpoint: target, closed, unmount: () => unmount(target) };
+}

@@ -1,0 +1,370 @@
+// Answers the kernel's requests on one FUSE connection. Every request runs as its own async task
+// on the main thread, so a slow filesystem call (a CernVM-FS download) delays only the request
+// that needs it; each reply is one writev(2) of header and payload, which the kernel takes as one
+// message and never blocks on.
+import { constants, writevSync } from 'node:fs';
+import { log } from '../log.ts';
+import {
+  decodeAccessMask,
+  decodeBatchForget,
+  decodeForgetCount,
+  decodeHandle,
+  decodeInitIn,
+  decodeInterruptedUnique,
+  decodeName,
+  decodeOpenFlags,
+  decodeReadIn,
+  decodeRequest,
+  decodeXattrIn,
+  encodeAttrOut,
+  encodeDirents,
+  encodeEntryOut,
+  encodeInitOut,
+  encodeOpenOut,
+  encodeOutHeader,
+  encodeStatfsOut,
+  encodeXattrSize,
+  isDotEntry,
+  type Request,
+} from './codec.ts';
+import { errno, FuseError } from './errors.ts';
+import { DEFAULT_CACHE_TIMEOUTS, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs } from './filesystem.ts';
+import {
+  INIT_FLAG,
+  OLDEST_SUPPORTED_MINOR,
+  OPCODE,
+  OPCODE_NAMES,
+  OPEN_FLAG,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  ROOT_NODE_ID,
+} from './protocol.ts';
+import { InodeReferences } from './references.ts';
+
+/** What we ask for in INIT, of what the kernel offers. */
+const WANTED_INIT_FLAGS =
+  INIT_FLAG.ASYNC_READ | // several READs of one file in flight (readahead)
+  INIT_FLAG.PARALLEL_DIROPS | // lookups and readdirs in one directory need not wait for each other
+  INIT_FLAG.MAX_PAGES | // READs of up to MAX_PAGES pages
+  INIT_FLAG.BIG_WRITES |
+  INIT_FLAG.DO_READDIRPLUS | // listings carry attributes, saving a LOOKUP per entry…
+  INIT_FLAG.READDIRPLUS_AUTO | // …when the kernel judges they will be used
+  INIT_FLAG.CACHE_SYMLINKS; // symlink targets stay in the page cache
+
+// Background requests (readahead, releases) the kernel keeps in flight: well above its default of
+// 12, so reads of several files that each wait on a download do not queue behind each other.
+const MAX_BACKGROUND = 64;
+const CONGESTION_THRESHOLD = 48;
+
+// Requests that would change the tree. The mount is read-only, so the kernel refuses most of
+// these itself; any that get through are answered the same way.
+const WRITE_OPCODES: ReadonlySet<number> = new Set([
+  OPCODE.SETATTR,
+  OPCODE.SYMLINK,
+  OPCODE.MKNOD,
+  OPCODE.MKDIR,
+  OPCODE.UNLINK,
+  OPCODE.RMDIR,
+  OPCODE.RENAME,
+  OPCODE.LINK,
+  OPCODE.WRITE,
+  OPCODE.SETXATTR,
+  OPCODE.REMOVEXATTR,
+  OPCODE.CREATE,
+  OPCODE.FALLOCATE,
+  OPCODE.RENAME2,
+  OPCODE.COPY_FILE_RANGE,
+  OPCODE.TMPFILE,
+]);
+
+const EMPTY_STATFS: StatFs = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, frsize: 4096, namelen: 255 };
+
+/** Content never changes, so the kernel may keep pages across opens and cache listings. */
+const FILE_OPEN_FLAGS = OPEN_FLAG.KEEP_CACHE;
+const DIRECTORY_OPEN_FLAGS = OPEN_FLAG.KEEP_CACHE | OPEN_FLAG.CACHE_DIR;
+
+/** What a handler produced. */
+interface Answer {
+  payload: readonly Buffer[];
+  /** Inos the kernel takes a reference on when it receives the reply. */
+  referenced?: readonly bigint[];
+}
+
+const EMPTY_ANSWER: Answer = { payload: [] };
+
+interface OpenDirectory {
+  ino: bigint;
+  handle: bigint;
+  /** Fetched by the first READDIR and paged out from memory after that. */
+  listing: Promise<readonly DirEntry[]> | null;
+}
+
+export class FuseSession {
+  readonly #fd: number;
+  readonly #fs: ReadOnlyFilesystem;
+  readonly #rootIno: bigint;
+  readonly #timeouts: CacheTimeouts;
+  /** Requests not answered yet; INTERRUPT answers one early, and its late answer is dropped. */
+  readonly #pending = new Set<bigint>();
+  readonly #directories = new Map<bigint, OpenDirectory>();
+  readonly #references: InodeReferences;
+  #nextDirectoryHandle = 1n;
+  #ended = false;
+  readonly #initialized = Promise.withResolvers<void>();
+
+  constructor(fd: number, fs: ReadOnlyFilesystem) {
+    this.#fd = fd;
+    this.#fs = fs;
+    this.#rootIno = fs.rootIno ?? ROOT_NODE_ID;
+    this.#timeouts = { ...DEFAULT_CACHE_TIMEOUTS, ...fs.cacheTimeouts };
+    this.#references = new InodeReferences(this.#rootIno, (ino) => {
+      try {
+        fs.forgetInode?.(ino);
+      } catch (error) {
+        log.error(`fuse: forgetting inode ${ino} failed: ${describeError(error)}`);
+      }
+    });
+  }
+
+  /** Resolves once INIT has been answered and the mount can be used. */
+  get initialized(): Promise<void> {
+    return this.#initialized.promise;
+  }
+
+  /** Stops replying: the device is about to be closed. */
+  end(): void {
+    this.#ended = true;
+  }
+
+  /** Takes one request as read from /dev/fuse. */
+  handle(bytes: Buffer): void {
+    const request = decodeRequest(bytes);
+    try {
+      switch (request.opcode) {
+        case OPCODE.INIT:
+          this.#init(request);
+          return;
+        // FORGET and BATCH_FORGET are never answered: the kernel does not wait for them.
+        case OPCODE.FORGET:
+          this.#references.drop(this.#inoOf(request.nodeId), decodeForgetCount(request.body));
+          return;
+        case OPCODE.BATCH_FORGET:
+          for (const { nodeId, nlookup } of decodeBatchForget(request.body)) this.#references.drop(this.#inoOf(nodeId), nlookup);
+          return;
+        // INTERRUPT itself gets no answer; the request it names gets EINTR if it is still running.
+        // One that already finished (or, read by another thread, has not started) is left alone.
+        case OPCODE.INTERRUPT: {
+          const interrupted = decodeInterruptedUnique(request.body);
+          if (this.#pending.delete(interrupted)) this.#send(interrupted, errno.EINTR, []);
+          return;
+        }
+      }
+    } catch (error) {
+      log.error(`fuse: ${describeRequest(request)} failed: ${describeError(error)}`);
+      return;
+    }
+    this.#pending.add(request.unique);
+    this.#answer(request).then(
+      (answer) => this.#finish(request.unique, 0, answer),
+      (error: unknown) => this.#finish(request.unique, this.#errnoOf(request, error), EMPTY_ANSWER),
+    );
+  }
+
+  #init(request: Request): void {
+    const offered = decodeInitIn(request.body);
+    if (offered.major < PROTOCOL_MAJOR || (offered.major === PROTOCOL_MAJOR && offered.minor < OLDEST_SUPPORTED_MINOR)) {
+      log.error(`fuse: kernel protocol ${offered.major}.${offered.minor} is older than 7.${OLDEST_SUPPORTED_MINOR}`);
+      this.#send(request.unique, errno.EPROTO, []);
+      return;
+    }
+    const reply = encodeInitOut({
+      // A kernel with a newer major version takes our major and asks again.
+      minor: offered.major > PROTOCOL_MAJOR ? PROTOCOL_MINOR : Math.min(offered.minor, PROTOCOL_MINOR),
+      maxReadahead: offered.maxReadahead,
+      flags: offered.flags & WANTED_INIT_FLAGS,
+      maxBackground: MAX_BACKGROUND,
+      congestionThreshold: CONGESTION_THRESHOLD,
+    });
+    this.#send(request.unique, 0, [reply]);
+    if (offered.major === PROTOCOL_MAJOR) this.#initialized.resolve();
+  }
+
+  async #answer(request: Request): Promise<Answer> {
+    const ino = this.#inoOf(request.nodeId);
+    const body = request.body;
+    switch (request.opcode) {
+      case OPCODE.LOOKUP:
+        return this.#lookup(ino, decodeName(body));
+      case OPCODE.GETATTR:
+        return reply(encodeAttrOut(await this.#fs.getattr(ino), this.#timeouts.attr));
+      case OPCODE.READLINK:
+        return reply(Buffer.from(await this.#fs.readlink(ino)));
+      case OPCODE.OPEN: {
+        if (decodeOpenFlags(body) & (constants.O_WRONLY | constants.O_RDWR)) throw new FuseError(errno.EROFS);
+        const handle = (await this.#fs.open?.(ino)) ?? 0n;
+        if (!this.#pending.has(request.unique)) {
+          // Interrupted while opening: the kernel will never release this handle.
+          await this.#fs.release?.(ino, handle);
+          return EMPTY_ANSWER;
+        }
+        return reply(encodeOpenOut(handle, FILE_OPEN_FLAGS));
+      }
+      case OPCODE.READ: {
+        const { handle, offset, size } = decodeReadIn(body);
+        const data = await this.#fs.read(ino, handle, offset, size);
+        return reply(data.length > size ? data.subarray(0, size) : data);
+      }
+      case OPCODE.RELEASE:
+        await this.#fs.release?.(ino, decodeHandle(body));
+        return EMPTY_ANSWER;
+      case OPCODE.OPENDIR:
+        return this.#openDirectory(request.unique, ino);
+      case OPCODE.READDIR:
+      case OPCODE.READDIRPLUS:
+        return this.#readDirectory(body, request.opcode === OPCODE.READDIRPLUS);
+      case OPCODE.RELEASEDIR:
+        await this.#releaseDirectory(decodeHandle(body));
+        return EMPTY_ANSWER;
+      case OPCODE.STATFS:
+        return reply(encodeStatfsOut((await this.#fs.statfs?.()) ?? EMPTY_STATFS));
+      case OPCODE.GETXATTR: {
+        const { size, name } = decodeXattrIn(body);
+        if (!this.#fs.getxattr) throw new FuseError(errno.ENODATA);
+        return sizedXattrAnswer(await this.#fs.getxattr(ino, name), size);
+      }
+      case OPCODE.LISTXATTR: {
+        const names = (await this.#fs.listxattr?.(ino)) ?? [];
+        return sizedXattrAnswer(Buffer.from(names.map((name) => `${name}\0`).join('')), decodeXattrIn(body).size);
+      }
+      case OPCODE.ACCESS:
+        // Permission bits are checked by the kernel (default_permissions); only writing is ruled out here.
+        if (decodeAccessMask(body) & constants.W_OK) throw new FuseError(errno.EROFS);
+        return EMPTY_ANSWER;
+      // Nothing is ever dirty; DESTROY (sent for block-device mounts only) needs an empty reply.
+      case OPCODE.FLUSH:
+      case OPCODE.FSYNC:
+      case OPCODE.FSYNCDIR:
+      case OPCODE.DESTROY:
+        return EMPTY_ANSWER;
+      default:
+        // ENOSYS tells the kernel to stop asking (it remembers that for STATX, LSEEK, POLL …).
+        throw new FuseError(WRITE_OPCODES.has(request.opcode) ? errno.EROFS : errno.ENOSYS);
+    }
+  }
+
+  async #lookup(parent: bigint, name: string): Promise<Answer> {
+    const { entry, attr, negative } = this.#timeouts;
+    try {
+      const found = await this.#fs.lookup(parent, name);
+      return { payload: [encodeEntryOut(this.#nodeIdOf(found), found, { entry, attr })], referenced: [found.ino] };
+    } catch (error) {
+      // Node id 0 with a timeout: the kernel remembers the miss instead of asking again.
+      if (error instanceof FuseError && error.errno === errno.ENOENT && negative > 0) {
+        return reply(encodeEntryOut(0n, null, { entry: negative, attr: 0 }));
+      }
+      throw error;
+    }
+  }
+
+  async #openDirectory(unique: bigint, ino: bigint): Promise<Answer> {
+    const handle = (await this.#fs.opendir?.(ino)) ?? 0n;
+    if (!this.#pending.has(unique)) {
+      await this.#fs.releasedir?.(ino, handle);
+      return EMPTY_ANSWER;
+    }
+    const id = this.#nextDirectoryHandle++;
+    this.#directories.set(id, { ino, handle, listing: null });
+    return reply(encodeOpenOut(id, DIRECTORY_OPEN_FLAGS));
+  }
+
+  async #readDirectory(body: Buffer, plus: boolean): Promise<Answer> {
+    const { handle, offset, size } = decodeReadIn(body);
+    const directory = this.#directories.get(handle);
+    if (!directory) throw new FuseError(errno.EBADF);
+    directory.listing ??= this.#fs.readdir(directory.ino, directory.handle).then(
+      (listing) => {
+        // The open directory holds its entries until RELEASEDIR.
+        for (const { name, attr } of listing) if (!isDotEntry(name)) this.#references.add(attr.ino);
+        return listing;
+      },
+      (error: unknown) => {
+        // Not kept, so that the next READDIR tries again.
+        directory.listing = null;
+        throw error;
+      },
+    );
+    const listing = await directory.listing;
+    const { entry, attr } = this.#timeouts;
+    const page = encodeDirents(listing, offset, size, plus ? { nodeIdOf: (a) => this.#nodeIdOf(a), timeouts: { entry, attr } } : null);
+    return { payload: [page.bytes], referenced: page.referenced };
+  }
+
+  async #releaseDirectory(id: bigint): Promise<void> {
+    const directory = this.#directories.get(id);
+    if (!directory) return;
+    this.#directories.delete(id);
+    const listing = await directory.listing?.catch(() => null);
+    for (const { name, attr } of listing ?? []) if (!isDotEntry(name)) this.#references.drop(attr.ino);
+    await this.#fs.releasedir?.(directory.ino, directory.handle);
+  }
+
+  #inoOf(nodeId: bigint): bigint {
+    return nodeId === ROOT_NODE_ID ? this.#rootIno : nodeId;
+  }
+
+  #nodeIdOf(attr: Attr): bigint {
+    if (attr.ino === this.#rootIno) return ROOT_NODE_ID;
+    // The kernel's ids 0 (no entry) and 1 (the root) cannot name another inode.
+    if (attr.ino <= ROOT_NODE_ID) throw new Error(`ino ${attr.ino} is reserved (root ino is ${this.#rootIno})`);
+    return attr.ino;
+  }
+
+  #errnoOf(request: Request, error: unknown): number {
+    if (error instanceof FuseError) return error.errno;
+    log.error(`fuse: ${describeRequest(request)} failed: ${describeError(error)}`);
+    return errno.EIO;
+  }
+
+  #finish(unique: bigint, error: number, answer: Answer): void {
+    const referenced = answer.referenced ?? [];
+    for (const ino of referenced) this.#references.add(ino);
+    // Gone from the set: INTERRUPT already answered it.
+    const delivered = this.#pending.delete(unique) && this.#send(unique, error, answer.payload);
+    // Handed to nobody after all: that may leave the inodes unused.
+    if (!delivered) for (const ino of referenced) this.#references.drop(ino);
+  }
+
+  /** Whether the kernel took the reply. */
+  #send(unique: bigint, error: number, payload: readonly Buffer[]): boolean {
+    if (this.#ended) return false;
+    const length = payload.reduce((sum, part) => sum + part.length, 0);
+    try {
+      writevSync(this.#fd, [encodeOutHeader(unique, error, length), ...payload]);
+      return true;
+    } catch (writeError) {
+      const code = (writeError as NodeJS.ErrnoException).code;
+      // ENOENT: the kernel stopped waiting (the caller was killed); ENODEV: the mount is gone.
+      if (code !== 'ENOENT' && code !== 'ENODEV') log.error(`fuse: writing a reply failed: ${describeError(writeError)}`);
+      return false;
+    }
+  }
+}
+
+function reply(payload: Buffer): Answer {
+  return { payload: [payload] };
+}
+
+/** An xattr value or name list for a caller with a buffer of `size` bytes (0: just asking how big). */
+function sizedXattrAnswer(value: Buffer, size: number): Answer {
+  if (size === 0) return reply(encodeXattrSize(value.length));
+  if (value.length > size) throw new FuseError(errno.ERANGE);
+  return reply(value);
+}
+
+function describeRequest(request: Request): string {
+  return `${OPCODE_NAMES.get(request.opcode) ?? `opcode ${request.opcode}`} on node ${request.nodeId}`;
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,425 @@
+// The request dispatcher byte for byte, without a kernel: requests are built here and the
+// replies, written to a plain file standing in for /dev/fuse, are parsed back. This reaches what a
+// read-only mount never lets through (write opcodes, ERANGE, INIT variants, interrupts).
+import assert from 'node:assert/strict';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { errno, FuseError } from '../../src/core/fuse/errors.ts';
+import type { Attr, ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
+import { INIT_FLAG, OPCODE } from '../../src/core/fuse/protocol.ts';
+import { FuseSession } from '../../src/core/fuse/session.ts';
+import { log } from '../../src/core/log.ts';
+import { MemoryFilesystem } from './memory-fs.ts';
+
+interface Reply {
+  error: number;
+  unique: bigint;
+  payload: Buffer;
+}
+
+/** A session writing into a file, and helpers to send requests and read what it answered. */
+async function harness(t: TestContext, fs: ReadOnlyFilesystem) {
+  const directory = await mkdtemp(path.join(tmpdir(), 'fuse-session-'));
+  const devicePath = path.join(directory, 'device');
+  const fd = openSync(devicePath, 'w+');
+  t.after(async () => {
+    closeSync(fd);
+    await rm(directory, { recursive: true });
+  });
+  const session = new FuseSession(fd, fs);
+  let unique = 100n;
+  let consumed = 0;
+  return {
+    send(opcode: number, nodeId: bigint, body: Buffer = Buffer.alloc(0)): bigint {
+      const header = Buffer.alloc(40);
+      header.writeUInt32LE(40 + body.length, 0);
+      header.writeUInt32LE(opcode, 4);
+      header.writeBigUInt64LE(++unique, 8);
+      header.writeBigUInt64LE(nodeId, 16);
+      session.handle(Buffer.concat([header, body]));
+      return unique;
+    },
+    /** Replies written since the last call, once pending handlers have had a chance to run. */
+    async replies(): Promise<Reply[]> {
+      for (let i = 0; i < 5; i++) await nextTurn();
+      const bytes = readFileSync(devicePath).subarray(consumed);
+      consumed += bytes.length;
+      const replies: Reply[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const length = bytes.readUInt32LE(at);
+        assert.ok(length >= 16 && at + length <= bytes.length, 'a whole reply per write');
+        replies.push({ error: Math.abs(bytes.readInt32LE(at + 4)), unique: bytes.readBigUInt64LE(at + 8), payload: bytes.subarray(at + 16, at + length) });
+        at += length;
+      }
+      return replies;
+    },
+    async reply(): Promise<Reply> {
+      const replies = await this.replies();
+      assert.equal(replies.length, 1, 'one reply');
+      return replies[0]!;
+    },
+  };
+}
+
+function u32s(...values: number[]): Buffer {
+  const out = Buffer.alloc(values.length * 4);
+  values.forEach((value, i) => out.writeUInt32LE(value >>> 0, i * 4));
+  return out;
+}
+
+function u64s(...values: bigint[]): Buffer {
+  const out = Buffer.alloc(values.length * 8);
+  values.forEach((value, i) => out.writeBigUInt64LE(value, i * 8));
+  return out;
+}
+
+function initIn(major: number, minor: number, flags: number): Buffer {
+  return Buffer.concat([u32s(major, minor, 131_072, flags, 0), Buffer.alloc(44)]);
+}
+
+function name(text: string): Buffer {
+  return Buffer.from(`${text}\0`);
+}
+
+/** fuse_read_in as READ, READDIR and READDIRPLUS take it. */
+function readIn(handle: bigint, offset: number, size: number): Buffer {
+  return Buffer.concat([u64s(handle, BigInt(offset)), u32s(size, 0), u64s(0n), u32s(0, 0)]);
+}
+
+function xattrIn(size: number, attribute?: string): Buffer {
+  return Buffer.concat([u32s(size, 0), attribute === undefined ? Buffer.alloc(0) : name(attribute)]);
+}
+
+function sampleTree(): MemoryFilesystem {
+  const fs = new MemoryFilesystem(500n);
+  fs.file('file', 'content');
+  fs.xattr('file', 'user.a', 'alpha');
+  fs.xattr('file', 'user.bin', Buffer.from([0, 255, 0]));
+  fs.dir('d');
+  for (let i = 0; i < 40; i++) fs.file(`d/entry-${i}`, '');
+  return fs;
+}
+
+test('INIT takes what we want of what the kernel offers, at the lower minor version', async (t) => {
+  const session = await harness(t, sampleTree());
+  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb));
+  const reply = await session.reply();
+  assert.equal(reply.error, 0);
+  assert.equal(reply.payload.length, 64);
+  const wanted =
+    INIT_FLAG.ASYNC_READ | INIT_FLAG.BIG_WRITES | INIT_FLAG.DO_READDIRPLUS | INIT_FLAG.READDIRPLUS_AUTO | INIT_FLAG.PARALLEL_DIROPS | INIT_FLAG.MAX_PAGES | INIT_FLAG.CACHE_SYMLINKS;
+  assert.deepEqual(
+    {
+      major: reply.payload.readUInt32LE(0),
+      minor: reply.payload.readUInt32LE(4),
+      maxReadahead: reply.payload.readUInt32LE(8),
+      flags: reply.payload.readUInt32LE(12),
+      maxWrite: reply.payload.readUInt32LE(20),
+      timeGran: reply.payload.readUInt32LE(24),
+      maxPages: reply.payload.readUInt16LE(28),
+    },
+    { major: 7, minor: 38, maxReadahead: 131_072, flags: wanted, maxWrite: 128 * 1024, timeGran: 1, maxPages: 256 },
+  );
+
+  session.send(OPCODE.INIT, 0n, initIn(7, 31, INIT_FLAG.ASYNC_READ | (1 << 1)));
+  const older = await session.reply();
+  assert.equal(older.payload.readUInt32LE(4), 31, 'an older kernel gets its own minor back');
+  assert.equal(older.payload.readUInt32LE(12), INIT_FLAG.ASYNC_READ, 'nothing the kernel did not offer');
+
+  const errors = t.mock.method(log, 'error', () => {});
+  session.send(OPCODE.INIT, 0n, initIn(7, 20, 0));
+  assert.equal((await session.reply()).error, errno.EPROTO);
+  assert.equal(errors.mock.callCount(), 1);
+});
+
+test('LOOKUP: entries with node ids, cached misses, timeouts from the filesystem', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  session.send(OPCODE.LOOKUP, 1n, name('file'));
+  const found = (await session.reply()).payload;
+  assert.equal(found.length, 128);
+  assert.equal(found.readBigUInt64LE(0), fs.attrOf('file').ino, 'node id is the ino');
+  assert.equal(found.readBigUInt64LE(16), 86_400n, 'entry timeout');
+  assert.equal(found.readBigUInt64LE(40), fs.attrOf('file').ino, 'attr.ino');
+  assert.equal(found.readBigUInt64LE(48), 7n, 'attr.size');
+
+  session.send(OPCODE.LOOKUP, 1n, name('nothing'));
+  const miss = await session.reply();
+  assert.equal(miss.error, 0, 'a miss is an entry with node id 0, which the kernel caches');
+  assert.equal(miss.payload.readBigUInt64LE(0), 0n);
+  assert.equal(miss.payload.readBigUInt64LE(16), 86_400n);
+
+  const uncached: ReadOnlyFilesystem = {
+    cacheTimeouts: { entry: 1.5, attr: 0.25, negative: 0 },
+    lookup: (parent, entryName) => fs.lookup(parent === 1n ? fs.rootIno : parent, entryName),
+    getattr: (ino) => fs.getattr(ino),
+    readlink: (ino) => fs.readlink(ino),
+    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    readdir: (ino) => fs.readdir(ino),
+  };
+  const other = await harness(t, uncached);
+  other.send(OPCODE.LOOKUP, 1n, name('nothing'));
+  assert.equal((await other.reply()).error, errno.ENOENT, 'negative caching off');
+  other.send(OPCODE.LOOKUP, 1n, name('file'));
+  const timed = (await other.reply()).payload;
+  assert.deepEqual(
+    [timed.readBigUInt64LE(16), timed.readBigUInt64LE(24), timed.readUInt32LE(32), timed.readUInt32LE(36)],
+    [1n, 0n, 500_000_000, 250_000_000],
+  );
+});
+
+test('the kernel root node 1 is the filesystem root ino, and no other inode may use id 1', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  session.send(OPCODE.GETATTR, 1n, Buffer.alloc(16));
+  const root = await session.reply();
+  assert.equal(root.payload.length, 104);
+  assert.equal(root.payload.readBigUInt64LE(16), 500n);
+  assert.equal(root.payload.readUInt32LE(16 + 60), 0o040755);
+
+  const clashing: ReadOnlyFilesystem = {
+    rootIno: 500n,
+    lookup: async (): Promise<Attr> => ({ ...fs.attrOf('file'), ino: 1n }),
+    getattr: (ino) => fs.getattr(ino),
+    readlink: (ino) => fs.readlink(ino),
+    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    readdir: (ino) => fs.readdir(ino),
+  };
+  const other = await harness(t, clashing);
+  const errors = t.mock.method(log, 'error', () => {});
+  other.send(OPCODE.LOOKUP, 1n, name('file'));
+  assert.equal((await other.reply()).error, errno.EIO);
+  assert.match(String(errors.mock.calls[0]?.arguments[0]), /^fuse: LOOKUP on node 1 failed: ino 1 is reserved/);
+});
+
+test('GETXATTR and LISTXATTR: size probes, ERANGE, values, ENODATA', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  const ino = fs.attrOf('file').ino;
+  session.send(OPCODE.GETXATTR, ino, xattrIn(0, 'user.bin'));
+  const probe = await session.reply();
+  assert.deepEqual([probe.error, probe.payload.length, probe.payload.readUInt32LE(0)], [0, 8, 3]);
+  session.send(OPCODE.GETXATTR, ino, xattrIn(2, 'user.bin'));
+  assert.equal((await session.reply()).error, errno.ERANGE);
+  session.send(OPCODE.GETXATTR, ino, xattrIn(3, 'user.bin'));
+  assert.deepEqual((await session.reply()).payload, Buffer.from([0, 255, 0]));
+  session.send(OPCODE.GETXATTR, ino, xattrIn(100, 'user.none'));
+  assert.equal((await session.reply()).error, errno.ENODATA);
+
+  const names = Buffer.from('user.a\0user.bin\0');
+  session.send(OPCODE.LISTXATTR, ino, xattrIn(0));
+  assert.equal((await session.reply()).payload.readUInt32LE(0), names.length);
+  session.send(OPCODE.LISTXATTR, ino, xattrIn(names.length - 1));
+  assert.equal((await session.reply()).error, errno.ERANGE);
+  session.send(OPCODE.LISTXATTR, ino, xattrIn(names.length));
+  assert.deepEqual((await session.reply()).payload, names);
+});
+
+test('READDIR pages the listing by offset; READDIRPLUS adds entries with root mapped to node 1', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  const dirIno = fs.attrOf('d').ino;
+  session.send(OPCODE.OPENDIR, dirIno, u32s(0, 0));
+  const opened = (await session.reply()).payload;
+  const handle = opened.readBigUInt64LE(0);
+  assert.equal(opened.readUInt32LE(8), 0b1010, 'FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR');
+
+  const seen: string[] = [];
+  for (let offset = 0, pages = 0; ; pages++) {
+    assert.ok(pages < 100);
+    session.send(OPCODE.READDIR, dirIno, readIn(handle, offset, 200));
+    const page = (await session.reply()).payload;
+    assert.ok(page.length <= 200);
+    if (page.length === 0) break;
+    for (let at = 0; at < page.length; ) {
+      const nameLength = page.readUInt32LE(at + 16);
+      const entryName = page.toString('utf8', at + 24, at + 24 + nameLength);
+      seen.push(entryName);
+      assert.equal(page.readUInt32LE(at + 20), entryName.startsWith('.') ? 4 : 8, 'DT_DIR / DT_REG');
+      offset = Number(page.readBigUInt64LE(at + 8));
+      assert.equal(offset, seen.length, 'off is the position of the next entry');
+      at += (24 + nameLength + 7) & ~7;
+    }
+  }
+  assert.deepEqual(seen, ['.', '..', ...Array.from({ length: 40 }, (_, i) => `entry-${i}`)]);
+  assert.equal(fs.calls.get('readdir'), 1, 'one listing per open directory');
+
+  session.send(OPCODE.READDIRPLUS, dirIno, readIn(handle, 1, 4096));
+  const plus = (await session.reply()).payload;
+  assert.equal(plus.readBigUInt64LE(0), 1n, '".." of a top-level directory is the root, node 1');
+  assert.equal(plus.readBigUInt64LE(40), 500n, 'with the root ino in its attributes');
+  const second = (128 + 24 + 2 + 7) & ~7;
+  assert.equal(plus.readBigUInt64LE(second), fs.attrOf('d/entry-0').ino);
+  assert.equal(plus.toString('utf8', second + 128 + 24, second + 128 + 24 + 7), 'entry-0');
+
+  session.send(OPCODE.RELEASEDIR, dirIno, Buffer.concat([u64s(handle), u32s(0, 0), u64s(0n)]));
+  assert.equal((await session.reply()).error, 0);
+  session.send(OPCODE.READDIR, dirIno, readIn(handle, 0, 4096));
+  assert.equal((await session.reply()).error, errno.EBADF, 'released handles are gone');
+});
+
+test('writes get EROFS, unknown opcodes ENOSYS', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  const ino = fs.attrOf('file').ino;
+  const writes = [4, 6, 8, 9, 10, 11, 12, 13, 16, 21, 24, 35, 43, 45, 47, 51];
+  for (const opcode of writes) session.send(opcode, ino, Buffer.alloc(64));
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_WRONLY, 0));
+  session.send(OPCODE.ACCESS, ino, u32s(2, 0));
+  const refused = await session.replies();
+  assert.equal(refused.length, writes.length + 2);
+  for (const reply of refused) assert.equal(reply.error, errno.EROFS);
+
+  for (const opcode of [39, 40, 46, 50, 52, 999]) session.send(opcode, ino, Buffer.alloc(64));
+  const unknown = await session.replies();
+  assert.equal(unknown.length, 6);
+  for (const reply of unknown) assert.equal(reply.error, errno.ENOSYS);
+
+  session.send(OPCODE.ACCESS, ino, u32s(4 | 1, 0));
+  session.send(OPCODE.FLUSH, ino, Buffer.alloc(24));
+  session.send(OPCODE.FSYNC, ino, Buffer.alloc(16));
+  const fine = await session.replies();
+  assert.equal(fine.length, 3);
+  for (const reply of fine) assert.deepEqual([reply.error, reply.payload.length], [0, 0]);
+});
+
+test('an inode is forgotten once no LOOKUP reply, READDIRPLUS entry or open listing holds it', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  const file = fs.attrOf('file').ino;
+  session.send(OPCODE.LOOKUP, 1n, name('file'));
+  session.send(OPCODE.LOOKUP, 1n, name('file'));
+  assert.equal((await session.replies()).length, 2);
+  session.send(OPCODE.FORGET, file, u64s(1n));
+  session.send(OPCODE.FORGET, 1n, u64s(1n)); // the root is never forgotten
+  assert.deepEqual(await session.replies(), [], 'FORGET gets no reply');
+  assert.deepEqual(fs.forgotten, [], 'one reference is left');
+  session.send(OPCODE.BATCH_FORGET, 0n, Buffer.concat([u32s(2, 0), u64s(file, 1n, 1234n, 1n)]));
+  assert.deepEqual(await session.replies(), []);
+  assert.deepEqual(fs.forgotten, [file], 'the last reference went; 1234 was never handed out');
+
+  // A listing: the first page goes out with attributes (the kernel holds those entries), the
+  // rest without; releasing the directory leaves only what the kernel holds.
+  const dir = fs.attrOf('d').ino;
+  const entry = (i: number) => fs.attrOf(`d/entry-${i}`).ino;
+  session.send(OPCODE.OPENDIR, dir, u32s(0, 0));
+  const handle = (await session.reply()).payload.readBigUInt64LE(0);
+  session.send(OPCODE.READDIRPLUS, dir, readIn(handle, 0, 5 * 160)); // ".", "..", entry-0 … entry-2
+  session.send(OPCODE.READDIR, dir, readIn(handle, 5, 4096));
+  assert.equal((await session.replies()).length, 2);
+  fs.forgotten.length = 0;
+  session.send(OPCODE.RELEASEDIR, dir, Buffer.concat([u64s(handle), u32s(0, 0), u64s(0n)]));
+  await session.reply();
+  assert.deepEqual(fs.forgotten, Array.from({ length: 37 }, (_, i) => entry(i + 3)));
+  fs.forgotten.length = 0;
+  session.send(OPCODE.BATCH_FORGET, 0n, Buffer.concat([u32s(3, 0), u64s(entry(0), 1n, entry(1), 1n, entry(2), 1n)]));
+  await session.replies();
+  assert.deepEqual(fs.forgotten, [entry(0), entry(1), entry(2)]);
+
+  // A LOOKUP answered too late (interrupted) handed its inode to nobody.
+  const stall = Promise.withResolvers<void>();
+  fs.beforeLookup = async () => stall.promise;
+  fs.forgotten.length = 0;
+  const late = session.send(OPCODE.LOOKUP, dir, name('entry-7'));
+  session.send(OPCODE.INTERRUPT, 0n, u64s(late));
+  assert.deepEqual((await session.replies()).map((r) => r.error), [errno.EINTR]);
+  stall.resolve();
+  assert.deepEqual(await session.replies(), []);
+  assert.deepEqual(fs.forgotten, [entry(7)]);
+});
+
+test('INTERRUPT answers a running request with EINTR and drops its late answer', async (t) => {
+  const fs = sampleTree();
+  const stall = Promise.withResolvers<void>();
+  fs.beforeLookup = async (entryName) => {
+    if (entryName === 'slow') await stall.promise;
+  };
+  fs.file('slow', 'x');
+  const session = await harness(t, fs);
+  const slow = session.send(OPCODE.LOOKUP, 1n, name('slow'));
+  const quick = session.send(OPCODE.LOOKUP, 1n, name('file'));
+  assert.deepEqual((await session.replies()).map((r) => r.unique), [quick]);
+
+  session.send(OPCODE.INTERRUPT, 0n, u64s(slow));
+  session.send(OPCODE.INTERRUPT, 0n, u64s(99_999n)); // unknown or finished: ignored
+  assert.deepEqual(
+    (await session.replies()).map((r) => [r.unique, r.error]),
+    [[slow, errno.EINTR]],
+  );
+  stall.resolve();
+  assert.deepEqual(await session.replies(), [], 'no second answer');
+});
+
+test('a handle opened for an interrupted OPEN or OPENDIR is released at once', async (t) => {
+  const fs = sampleTree();
+  const opening = Promise.withResolvers<void>();
+  const released: string[] = [];
+  const slowOpener: ReadOnlyFilesystem = {
+    rootIno: fs.rootIno,
+    lookup: (parent, entryName) => fs.lookup(parent, entryName),
+    getattr: (ino) => fs.getattr(ino),
+    readlink: (ino) => fs.readlink(ino),
+    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    readdir: (ino) => fs.readdir(ino),
+    open: async () => {
+      await opening.promise;
+      return 77n;
+    },
+    release: async (ino, handle) => void released.push(`file ${ino} ${handle}`),
+    opendir: async () => {
+      await opening.promise;
+      return 88n;
+    },
+    releasedir: async (ino, handle) => void released.push(`dir ${ino} ${handle}`),
+  };
+  const session = await harness(t, slowOpener);
+  const file = session.send(OPCODE.OPEN, 1234n, u32s(constants.O_RDONLY, 0));
+  const dir = session.send(OPCODE.OPENDIR, 500n, u32s(0, 0));
+  session.send(OPCODE.INTERRUPT, 0n, u64s(file));
+  session.send(OPCODE.INTERRUPT, 0n, u64s(dir));
+  assert.deepEqual(
+    (await session.replies()).map((r) => [r.unique, r.error]),
+    [
+      [file, errno.EINTR],
+      [dir, errno.EINTR],
+    ],
+  );
+  opening.resolve();
+  assert.deepEqual(await session.replies(), []);
+  assert.deepEqual(released, ['file 1234 77', 'dir 500 88']);
+});
+
+test('OPEN keeps the page cache; READ returns at most the size asked for', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  const ino = fs.attrOf('file').ino;
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
+  const opened = (await session.reply()).payload;
+  const handle = opened.readBigUInt64LE(0);
+  assert.equal(handle, ino * 10n, "the filesystem's handle");
+  assert.equal(opened.readUInt32LE(8), 0b10, 'FOPEN_KEEP_CACHE');
+  session.send(OPCODE.READ, ino, readIn(handle, 2, 3));
+  assert.equal((await session.reply()).payload.toString(), 'nte');
+  session.send(OPCODE.READ, ino, readIn(handle, 5, 100));
+  assert.equal((await session.reply()).payload.toString(), 'nt');
+  session.send(OPCODE.RELEASE, ino, Buffer.concat([u64s(handle), u32s(0, 0), u64s(0n)]));
+  assert.equal((await session.reply()).error, 0);
+  assert.equal(fs.calls.get('release'), 1);
+});
+
+test('errors a filesystem throws on purpose reach the caller as their errno', async (t) => {
+  const fs = sampleTree();
+  fs.beforeRead = async () => {
+    throw new FuseError(errno.EACCES, 'not for you');
+  };
+  const session = await harness(t, fs);
+  const ino = fs.attrOf('file').ino;
+  const errors = t.mock.method(log, 'error', () => {});
+  session.send(OPCODE.READ, ino, readIn(ino * 10n, 0, 10));
+  assert.equal((await session.reply()).error, errno.EACCES);
+  assert.equal(errors.mock.callCount(), 0, 'expected errors are not logged');
+});
