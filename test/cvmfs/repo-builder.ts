@@ -9,6 +9,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { deflateSync } from 'node:zlib';
 import { formatContentHash, hashBytes, objectPath, type ContentHash, type HashAlgorithm, type ObjectSuffix } from '../../src/core/cvmfs/hash.ts';
 import { parentPath, pathHash } from '../../src/core/cvmfs/path-hash.ts';
+import { serializeXattrs } from '../../src/core/cvmfs/xattr.ts';
 import { REPOSITORY_DIR, signManifest, signWhitelist } from './fixture.ts';
 
 export async function storeObject(
@@ -61,13 +62,6 @@ CREATE TABLE bind_mountpoints (path TEXT, sha1 TEXT, size INTEGER, CONSTRAINT pk
 CREATE TABLE statistics (counter TEXT, value INTEGER, CONSTRAINT pk_statistics PRIMARY KEY (counter));
 `;
 
-function serializeXattrs(xattrs: Record<string, Buffer>): Buffer {
-  const keys = Object.keys(xattrs).sort();
-  const parts: Buffer[] = [Buffer.from([1, keys.length])];
-  for (const key of keys) parts.push(Buffer.from([Buffer.byteLength(key), xattrs[key]!.length]), Buffer.from(key), xattrs[key]!);
-  return Buffer.concat(parts);
-}
-
 /** The uncompressed SQLite bytes of a catalog mounted at `mountpoint` ("" for the root). */
 export async function buildCatalog(workDir: string, mountpoint: string, entries: readonly EntrySpec[], nested: readonly NestedSpec[] = []): Promise<Buffer> {
   const file = join(workDir, `catalog-${randomBytes(6).toString('hex')}.db`);
@@ -91,7 +85,7 @@ export async function buildCatalog(workDir: string, mountpoint: string, entries:
       entry.size ?? 0, entry.mode, entry.mtime ?? 1700000000, null, entry.flags,
       entry.path.slice(entry.path.lastIndexOf('/') + 1),
       entry.symlink ?? '', entry.uid ?? 0, entry.gid ?? 0,
-      entry.xattrs ? serializeXattrs(entry.xattrs) : null,
+      entry.xattrs ? serializeXattrs(new Map(Object.entries(entry.xattrs))) : null,
     );
     for (const chunk of entry.chunks ?? []) insertChunk.run(md5a, md5b, chunk.offset, chunk.size, Buffer.from(chunk.hash.hex, 'hex'));
   }

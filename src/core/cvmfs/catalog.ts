@@ -39,6 +39,7 @@ export interface ChunkRow {
 }
 
 // The client reads schema 2.5 (current) and 2.4; older "legacy" catalogs use other columns.
+const CATALOG_MMAP_BYTES = 1024 * 1024 * 1024;
 const SUPPORTED_SCHEMAS = [2.4, 2.5];
 
 type SqlRow = Record<string, unknown>;
@@ -48,6 +49,7 @@ export class Catalog {
   readonly hash: ContentHash;
   readonly #file: string;
   readonly #rootPrefix: string;
+  readonly #properties: ReadonlyMap<string, string>;
   readonly #database: DatabaseSync;
   readonly #entryByPath: StatementSync;
   readonly #entriesByParent: StatementSync;
@@ -65,13 +67,15 @@ export class Catalog {
       const url = pathToFileURL(file);
       url.search = 'immutable=1';
       this.#database = new DatabaseSync(url, { readOnly: true });
+      // Lookups hit random pages; mapping the file spares a read() per page that missed SQLite's small cache.
+      this.#database.exec(`PRAGMA mmap_size = ${CATALOG_MMAP_BYTES}`);
     } catch (error) {
       throw this.#damaged(error);
     }
     try {
-      const properties = new Map(
+      const properties = (this.#properties = new Map(
         (this.#database.prepare('SELECT key, value FROM properties').all() as { key: string; value: unknown }[]).map((row) => [row.key, String(row.value)]),
-      );
+      ));
       const schema = Number(properties.get('schema') ?? '1.0');
       if (!SUPPORTED_SCHEMAS.some((supported) => Math.abs(schema - supported) < 0.0005)) {
         throw new CvmfsError('unsupported', `${where} has catalog schema ${schema}; only 2.4 and 2.5 are supported`);
@@ -122,16 +126,7 @@ export class Catalog {
     let candidate = includeSelf ? path : path.slice(0, path.lastIndexOf('/'));
     while (candidate.length > this.mountpoint.length) {
       const found = this.#query(() => this.#nestedByPath.get(this.#stored(candidate)));
-      if (found !== undefined) {
-        const mountpoint = candidate;
-        let hash;
-        try {
-          hash = parseContentHash(String(found.sha1));
-        } catch (error) {
-          throw new CvmfsError('bad-catalog', `${this.#describe()} references nested catalog ${mountpoint} by a malformed hash`, { cause: error });
-        }
-        return { mountpoint, hash, size: found.size === null ? null : Number(found.size) };
-      }
+      if (found !== undefined) return this.#reference(candidate, found);
       candidate = candidate.slice(0, candidate.lastIndexOf('/'));
     }
     return undefined;
@@ -147,8 +142,43 @@ export class Catalog {
     }));
   }
 
+  /** The path its entries are stored under (the `root_prefix` property, else the mountpoint). */
+  get rootPrefix(): string {
+    return this.#rootPrefix;
+  }
+
+  /** The `properties` table (schema, revision, last_modified, …). */
+  get properties(): ReadonlyMap<string, string> {
+    return this.#properties;
+  }
+
+  /** The `statistics` table: counter name → value. */
+  statistics(): Map<string, number> {
+    const rows = this.#query(() => this.#database.prepare('SELECT counter, value FROM statistics').all());
+    return new Map(rows.map((row) => [String(row.counter), Number(row.value)]));
+  }
+
+  /** Every nested catalog this catalog references directly. */
+  nestedCatalogs(): NestedCatalogReference[] {
+    const rows = this.#query(() => this.#database.prepare('SELECT path, sha1, size FROM nested_catalogs').all());
+    return rows.map((row) => this.#reference(String(row.path), row));
+  }
+
+  /** Number of rows in the `catalog` table. */
+  rowCount(): number {
+    return Number(this.#query(() => this.#database.prepare('SELECT COUNT(*) AS count FROM catalog').get())!.count);
+  }
+
   close(): void {
     if (this.#database.isOpen) this.#database.close();
+  }
+
+  #reference(mountpoint: string, row: SqlRow): NestedCatalogReference {
+    try {
+      return { mountpoint, hash: parseContentHash(String(row.sha1)), size: row.size === null ? null : Number(row.size) };
+    } catch (error) {
+      throw new CvmfsError('bad-catalog', `${this.#describe()} references nested catalog ${mountpoint} by a malformed hash`, { cause: error });
+    }
   }
 
   #stored(path: string): string {
@@ -181,7 +211,8 @@ export class Catalog {
   }
 }
 
-function toCatalogRow(row: SqlRow, path: string): CatalogRow {
+/** A `catalog` table row (selected with the reader's column list) as a CatalogRow for `path`. */
+export function toCatalogRow(row: SqlRow, path: string): CatalogRow {
   const blob = (value: unknown) => (value instanceof Uint8Array && value.length > 0 ? value : null);
   return {
     path,

@@ -61,15 +61,22 @@ export const FLAGS = {
   hidden: 0x8000,
 } as const;
 
-const TYPES_BY_FORMAT: Readonly<Record<number, EntryType>> = {
-  0o040000: 'dir',
-  0o100000: 'file',
-  0o120000: 'symlink',
-  0o010000: 'fifo',
-  0o020000: 'chardev',
-  0o060000: 'blockdev',
-  0o140000: 'socket',
+/** The S_IFMT bits of each entry type; the client takes the type from these, not from the flags. */
+export const TYPE_BITS: Readonly<Record<EntryType, number>> = {
+  dir: 0o040000,
+  file: 0o100000,
+  symlink: 0o120000,
+  fifo: 0o010000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
+  socket: 0o140000,
 };
+
+export const TYPE_MASK = 0o170000;
+
+const TYPES_BY_FORMAT: Readonly<Record<number, EntryType>> = Object.fromEntries(
+  Object.entries(TYPE_BITS).map(([type, bits]) => [bits, type as EntryType]),
+);
 
 function toPublicPath(path: string): string {
   return path === '' ? '/' : path;
@@ -78,7 +85,7 @@ function toPublicPath(path: string): string {
 export function decodeEntry(row: CatalogRow, catalogMountpoint: string, environment: SymlinkEnvironment): Entry {
   const where = toPublicPath(row.path);
   // The client takes the type from the mode bits, not from the flags.
-  const type = TYPES_BY_FORMAT[row.mode & 0o170000];
+  const type = TYPES_BY_FORMAT[row.mode & TYPE_MASK];
   if (type === undefined) throw new CvmfsError('bad-catalog', `${where} has mode ${row.mode.toString(8)} with no valid file type`);
   const algorithm = algorithmFromFlagValue((row.flags >> 8) & 7);
   const symlink = type === 'symlink' ? expandVariantSymlink(row.symlink, environment) : null;
@@ -119,7 +126,13 @@ export function contentAlgorithm(entry: Entry): ContentHash['algorithm'] {
   return algorithmFromFlagValue((entry.flags >> 8) & 7);
 }
 
-// glibc's dev_t encoding (gnu_dev_major / gnu_dev_minor), which is what the catalog stores.
+// glibc's dev_t encoding (gnu_dev_makedev / gnu_dev_major / gnu_dev_minor), which is what the
+// catalog stores in the size column of devices.
+export function encodeDevice(major: number, minor: number): number {
+  const [high, low] = [BigInt(major), BigInt(minor)];
+  return Number(((high & ~0xfffn) << 32n) | ((high & 0xfffn) << 8n) | ((low & ~0xffn) << 12n) | (low & 0xffn));
+}
+
 function decodeDevice(dev: number): { major: number; minor: number } {
   const value = BigInt(dev);
   return {

@@ -20,7 +20,9 @@ export type CvmfsErrorCode =
   // Transport and setup.
   | 'unreachable'
   | 'config'
-  | 'unsupported';
+  | 'unsupported'
+  // Publishing: another process holds the publisher's lock.
+  | 'busy';
 
 export class CvmfsError extends Error {
   readonly code: CvmfsErrorCode;

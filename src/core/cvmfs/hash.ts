@@ -43,10 +43,18 @@ export function contentHashFromDigest(algorithm: HashAlgorithm, digest: Uint8Arr
   return { algorithm, hex: Buffer.from(digest).toString('hex') };
 }
 
+/** Names accepted for a repository's content hash, as `cvmfs_server mkfs -a` spells them. */
+export const HASH_ALGORITHMS: readonly HashAlgorithm[] = ALGORITHMS_BY_FLAG_VALUE;
+
 export function algorithmFromFlagValue(value: number): HashAlgorithm {
   const algorithm = ALGORITHMS_BY_FLAG_VALUE[value];
   if (algorithm === undefined) throw new CvmfsError('unsupported', `unknown content hash algorithm number ${value + 1} in catalog flags`);
   return algorithm;
+}
+
+/** The value of flags bits 8..10 for rows hashed with `algorithm` (inverse of algorithmFromFlagValue). */
+export function algorithmFlagValue(algorithm: HashAlgorithm): number {
+  return ALGORITHMS_BY_FLAG_VALUE.indexOf(algorithm);
 }
 
 export function createContentHasher(algorithm: HashAlgorithm): Hash {

@@ -1,6 +1,6 @@
 // `.cvmfspublished`: the signed entry point of a repository revision (doc §1.4).
 import { CvmfsError } from './errors.ts';
-import { parseContentHash, type ContentHash } from './hash.ts';
+import { formatContentHash, parseContentHash, type ContentHash } from './hash.ts';
 import { letterLines, openSignedLetter, type SignedLetter } from './signed-letter.ts';
 
 export interface Manifest {
@@ -22,6 +22,8 @@ export interface Manifest {
   history: ContentHash | null;
   /** M: hash of the meta-info JSON (suffix M). */
   metaInfo: ContentHash | null;
+  /** Y: hash of the uncompressed `.cvmfsreflog` file. */
+  reflog: ContentHash | null;
   /** Every field as written, keyed by its letter. */
   fields: Readonly<Record<string, string>>;
   letter: SignedLetter;
@@ -71,9 +73,48 @@ export function parseManifest(data: Buffer, source: string): Manifest {
     publishedAt: numberField('T') ?? 0,
     history: hashField('H'),
     metaInfo: hashField('M'),
+    reflog: hashField('Y'),
     fields,
     letter,
   };
+}
+
+/** What a publisher puts into a manifest; the optional hashes are left out when null. */
+export interface ManifestFields {
+  rootCatalog: ContentHash;
+  rootCatalogSize: number;
+  ttlSeconds: number;
+  revision: number;
+  garbageCollectable: boolean;
+  fqrn: string;
+  certificate: ContentHash;
+  history: ContentHash | null;
+  publishedAt: number;
+  metaInfo: ContentHash | null;
+  reflog: ContentHash | null;
+}
+
+/**
+ * The signed text of a manifest, in the writer's field order (Manifest::ExportString):
+ * C B R D S G A [N] [X] [H] [T] [M] [Y]. A (alternative .cvmfsalt- paths) is always "no".
+ */
+export function formatManifestText(fields: ManifestFields): Buffer {
+  const lines = [
+    `C${formatContentHash(fields.rootCatalog)}`,
+    `B${fields.rootCatalogSize}`,
+    `R${ROOT_PATH_MD5}`,
+    `D${fields.ttlSeconds}`,
+    `S${fields.revision}`,
+    `G${fields.garbageCollectable ? 'yes' : 'no'}`,
+    'Ano',
+    `N${fields.fqrn}`,
+    `X${formatContentHash(fields.certificate)}`,
+  ];
+  if (fields.history !== null) lines.push(`H${formatContentHash(fields.history)}`);
+  if (fields.publishedAt > 0) lines.push(`T${fields.publishedAt}`);
+  if (fields.metaInfo !== null) lines.push(`M${formatContentHash(fields.metaInfo)}`);
+  if (fields.reflog !== null) lines.push(`Y${formatContentHash(fields.reflog)}`);
+  return Buffer.from(lines.map((line) => `${line}\n`).join(''), 'utf8');
 }
 
 /** The client's acceptance checks that need no keys: the manifest must name this repository. */

@@ -291,7 +291,8 @@ export class Repository {
   }
 }
 
-function createSource(location: RepositoryLocation, fqrn: string): ObjectSource {
+/** The ObjectSource for a location: its storage directory, or its mirrors over HTTP. */
+export function createSource(location: RepositoryLocation, fqrn: string): ObjectSource {
   if ('source' in location) return location.source;
   if ('directory' in location) return new DirectorySource(location.directory);
   return new HttpSource({

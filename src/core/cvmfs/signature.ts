@@ -3,7 +3,7 @@
 //   key of the certificate object X;
 // - the whitelist's hash line is "private-encrypted" (PKCS#1 type 1, no DigestInfo) with the
 //   master key, whose public half is what clients are configured with.
-import { constants, createPublicKey, publicDecrypt, verify, type KeyObject, type X509Certificate } from 'node:crypto';
+import { constants, createPublicKey, privateEncrypt, publicDecrypt, sign, verify, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { CvmfsError, describeError } from './errors.ts';
 import type { SignedLetter } from './signed-letter.ts';
@@ -74,4 +74,14 @@ export function verifyWhitelistSignature(letter: SignedLetter, keys: readonly Pu
     'bad-whitelist',
     `whitelist ${source} is not signed by any configured public master key (tried ${tried}); check CVMFS_PUBLIC_KEY / CVMFS_KEYS_DIR for this repository`,
   );
+}
+
+/** The manifest signature: PKCS#1 v1.5 with a SHA-1 DigestInfo over the ASCII hash line, by the certificate's key. */
+export function signManifestHashLine(hashLine: Buffer, releaseKey: KeyObject): Buffer {
+  return sign('sha1', hashLine, releaseKey);
+}
+
+/** The whitelist signature: the hash line "private-encrypted" (PKCS#1 type 1, no DigestInfo) with the master key. */
+export function signWhitelistHashLine(hashLine: Buffer, masterKey: KeyObject): Buffer {
+  return privateEncrypt({ key: masterKey, padding: constants.RSA_PKCS1_PADDING }, hashLine);
 }

@@ -2,7 +2,7 @@
 // of the text, a newline, then the raw signature bytes up to EOF. The signature covers the hash
 // line, so the hash line must match the text for the signature to mean anything.
 import { CvmfsError, type CvmfsErrorCode } from './errors.ts';
-import { formatContentHash, hashBytes, parseContentHash } from './hash.ts';
+import { formatContentHash, hashBytes, parseContentHash, type HashAlgorithm } from './hash.ts';
 
 export interface SignedLetter {
   /** Everything before the `--` line, including the newline that ends the last field line. */
@@ -43,4 +43,10 @@ export function openSignedLetter(data: Buffer, what: string, code: CvmfsErrorCod
 export function letterLines(text: Buffer): string[] {
   // The text ends with "\n", so the last split element is the empty remainder.
   return text.toString('utf8').split('\n').slice(0, -1).filter((line) => line !== '');
+}
+
+/** The envelope around a letter `text` (which ends in a newline): `--`, its hash line, the signature of that line. */
+export function sealSignedLetter(text: Buffer, algorithm: HashAlgorithm, sign: (hashLine: Buffer) => Buffer): Buffer {
+  const hashLine = Buffer.from(formatContentHash(hashBytes(algorithm, text)), 'latin1');
+  return Buffer.concat([text, Buffer.from('--\n'), hashLine, Buffer.from('\n'), sign(hashLine)]);
 }

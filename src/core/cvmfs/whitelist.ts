@@ -61,6 +61,24 @@ export function formatFingerprint(hash: ContentHash): string {
   return id === '' ? pairs : `${pairs}-${id.toUpperCase()}`;
 }
 
+export interface WhitelistFields {
+  created: Date;
+  expires: Date;
+  fqrn: string;
+  fingerprints: readonly ContentHash[];
+}
+
+/** The signed text of a whitelist, as `cvmfs_server`'s create_whitelist writes it. */
+export function formatWhitelistText(fields: WhitelistFields): Buffer {
+  const lines = [whitelistTime(fields.created), `E${whitelistTime(fields.expires)}`, `N${fields.fqrn}`, ...fields.fingerprints.map(formatFingerprint)];
+  return Buffer.from(lines.map((line) => `${line}\n`).join(''), 'utf8');
+}
+
+/** YYYYMMDDhhmmss in UTC. */
+export function whitelistTime(date: Date): string {
+  return date.toISOString().replace(/\D/g, '').slice(0, 14);
+}
+
 export interface WhitelistCheck {
   fqrn: string;
   now: Date;
@@ -76,7 +94,7 @@ export function checkWhitelist(whitelist: Whitelist, check: WhitelistCheck, sour
     throw new CvmfsError('bad-whitelist', `${what} is for repository "${whitelist.fqrn}", not "${check.fqrn}"`);
   }
   // The client compares year, month, day and hour only: valid while now's hour is before the expiry's.
-  const nowHour = check.now.toISOString().replace(/\D/g, '').slice(0, 10);
+  const nowHour = whitelistTime(check.now).slice(0, 10);
   if (nowHour >= whitelist.expires.slice(0, 10)) {
     throw new CvmfsError(
       'bad-whitelist',

@@ -23,3 +23,22 @@ export function parseXattrs(blob: Uint8Array, where: string): Map<string, Buffer
   }
   return xattrs;
 }
+
+/**
+ * The catalog BLOB for a set of attributes, keys in bytewise order (the writer's std::map order);
+ * null for none, since catalogs store an empty list as NULL. Lengths are single bytes.
+ */
+export function serializeXattrs(xattrs: ReadonlyMap<string, Buffer>): Buffer | null {
+  if (xattrs.size === 0) return null;
+  if (xattrs.size > 255) throw new CvmfsError('invalid-argument', `${xattrs.size} extended attributes do not fit a catalog entry (at most 255)`);
+  const keys = [...xattrs.keys()].map((key) => Buffer.from(key, 'utf8')).sort(Buffer.compare);
+  const parts: Buffer[] = [Buffer.from([1, keys.length])];
+  for (const key of keys) {
+    const value = xattrs.get(key.toString('utf8'))!;
+    if (key.length === 0 || key.length > 255 || value.length > 255) {
+      throw new CvmfsError('invalid-argument', `extended attribute ${JSON.stringify(key.toString('utf8'))} does not fit a catalog entry (name 1..255 bytes, value at most 255 bytes)`);
+    }
+    parts.push(Buffer.from([key.length, value.length]), key, value);
+  }
+  return Buffer.concat(parts);
+}
