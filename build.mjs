@@ -80,7 +80,7 @@ function buildPlugin(executable) {
   const pluginDir = path.join(dist, 'plugin');
   const rootfs = path.join(pluginDir, 'rootfs');
   fs.rmSync(pluginDir, { recursive: true, force: true });
-  for (const dir of ['dev', 'proc', 'sys', 'tmp', 'mnt', 'etc/cvmfs', 'cvmfs_ext_config', 'run/docker/plugins', 'var/lib/cvmfs-graphdriver', 'bin', 'usr/bin']) {
+  for (const dir of ['dev', 'proc', 'sys', 'tmp', 'mnt', 'etc/cvmfs', 'cvmfs_ext_config', 'run/docker/plugins', 'var/lib/cvmfs-graphdriver', 'var/log/cvmfs-graphdriver', 'bin', 'usr/bin']) {
     fs.mkdirSync(path.join(rootfs, dir), { recursive: true });
   }
   fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);

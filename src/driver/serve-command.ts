@@ -1,22 +1,18 @@
 import path from 'node:path';
 import { log } from '../core/log.ts';
+import { embeddedMounter } from './embedded-mounter.ts';
 import { OverlayDriver } from './overlay-driver.ts';
-import type { RepositoryMounter } from './repository-mounts.ts';
+import { allowedRepositories, parseRepositorySpec, type RepositoryAccess } from './repository-config.ts';
 import { serveDriver } from './server.ts';
-
-/** Thin layers need a CernVM-FS client; until one is configured their use fails clearly. */
-const noRepositoryClient: RepositoryMounter = {
-  name: 'no client',
-  mount: async (repository) => {
-    throw new Error(`cannot mount CernVM-FS repository ${repository}: this build has no CernVM-FS client for thin images yet`);
-  },
-  unmount: async () => {},
-  isAlive: async () => false,
-};
 
 export interface ServeDriverFlags {
   socket: string;
   state?: string;
+  repository: string[];
+  cvmfsConfig: string;
+  cache: string;
+  cacheSize: number;
+  logDir: string;
 }
 
 /** Where Init is remembered when --state is not given: beside the socket's name, under /run. */
@@ -24,9 +20,26 @@ function defaultStateFile(socket: string): string {
   return path.join('/run/cvmfs-graphdriver', `${path.basename(socket, '.sock')}.init.json`);
 }
 
+/** Repositories from --repository flags and, for the managed plugin's settings, the environment. */
+function repositorySpecs(flags: ServeDriverFlags): RepositoryAccess['specs'] {
+  const fromEnvironment = (process.env.CVMFS_GRAPHDRIVER_REPOSITORIES ?? '').split(/\s+/).filter((spec) => spec !== '');
+  const specs = new Map();
+  for (const text of [...flags.repository, ...fromEnvironment]) {
+    const spec = parseRepositorySpec(text);
+    specs.set(spec.fqrn, spec);
+  }
+  return specs;
+}
+
 export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void> {
   const socket = path.resolve(flags.socket);
-  const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), { mounter: noRepositoryClient });
+  const access: RepositoryAccess = { specs: repositorySpecs(flags), configRoot: flags.cvmfsConfig, cacheDir: flags.cache, cacheMb: Number(flags.cacheSize) };
+  const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), {
+    mounter: embeddedMounter(access, flags.logDir),
+    allowedRepositories: allowedRepositories(access),
+  });
+  if (access.specs.size > 0) log.info(`thin images may use: ${[...access.specs.keys()].join(', ')}`);
+  else log.info(`thin images may use any repository configured in ${access.configRoot}`);
   await driver.resume();
   const server = await serveDriver(driver, socket);
   await new Promise<void>((resolve) => {

@@ -36,6 +36,8 @@ export interface DockerdOptions {
   /** Reuse a data-root (e.g. across daemons); it is then unmounted but not deleted on stop. */
   dataRoot?: string;
   debug?: boolean;
+  /** Registries (host:port) dockerd may pull from over plain HTTP, like test registries. */
+  insecureRegistries?: string[];
 }
 
 export interface DockerOptions {
@@ -134,6 +136,7 @@ class DockerdProcess implements Dockerd {
       bridge: 'none',
       'storage-driver': this.#options.storageDriver,
       'storage-opts': this.#options.storageOpts ?? [],
+      'insecure-registries': this.#options.insecureRegistries ?? [],
       debug: this.#options.debug ?? false,
       // Otherwise the daemon creates /etc/docker/key.json on the host.
       'deprecated-key-path': join(this.dir, 'key.json'),

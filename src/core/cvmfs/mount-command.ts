@@ -1,0 +1,45 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { log } from '../log.ts';
+import { cleanupStaleMount, unmount } from '../fuse/mount.ts';
+import { serveFilesystem } from '../fuse/server.ts';
+import { RepositoryFuseView } from './fuse-view.ts';
+import { resolveRepository, type RepositoryLocator } from './locator.ts';
+import { Repository } from './repository.ts';
+
+export interface MountFlags extends Omit<RepositoryLocator, 'repository'> {
+  imageLayers?: boolean;
+}
+
+/**
+ * Mounts a repository read-only and serves it until it is unmounted. One revision is served for
+ * the life of the mount; mount again to see a newer one.
+ */
+export async function mountCommand(repositoryName: string, mountpoint: string, flags: MountFlags): Promise<void> {
+  const target = path.resolve(mountpoint);
+  await fs.mkdir(target, { recursive: true });
+  // A server killed earlier leaves "Transport endpoint is not connected" behind.
+  if ((await cleanupStaleMount(target)) === 'alive') throw new Error(`${target} is already mounted and served; unmount it first`);
+  const repository = await Repository.open(await resolveRepository({ ...flags, repository: repositoryName }));
+  try {
+    const view = await RepositoryFuseView.create(repository, { imageLayers: flags.imageLayers ?? false });
+    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: 'cvmfs-graphdriver' });
+    log.info(`serving ${repository.fqrn} revision ${repository.revision} read-only at ${target}`);
+    const stop = () => void server.unmount().catch((err: Error) => log.error(`unmounting ${target}: ${err.message}`));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    await server.closed;
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    log.info(`${target} unmounted`);
+  } finally {
+    repository.close();
+  }
+}
+
+export async function umountCommand(mountpoint: string): Promise<void> {
+  const target = path.resolve(mountpoint);
+  const outcome = await cleanupStaleMount(target);
+  if (outcome === 'alive') await unmount(target);
+  if (outcome === 'not-mounted') log.info(`${target} was not mounted`);
+}
