@@ -25,6 +25,8 @@ export interface ThinSupport {
   mounter: RepositoryMounter;
   /** Repositories thin layers may name; undefined allows any the mounter can mount. */
   allowedRepositories?: ReadonlySet<string>;
+  /** How long an unused repository stays mounted (default: a minute). */
+  idleUnmountMs?: number;
 }
 
 interface Started {
@@ -76,7 +78,7 @@ export class OverlayDriver {
     const store = new LayerStore(request.Home);
     await store.open();
     const thin = new ThinLayers(store, this.thinSupport.allowedRepositories);
-    const repositories = new RepositoryMounts(request.Home, this.thinSupport.mounter);
+    const repositories = new RepositoryMounts(request.Home, this.thinSupport.mounter, this.thinSupport.idleUnmountMs);
     this.started = { store, thin, repositories };
     this.mountRefs.clear();
     this.heldRepositories.clear();

@@ -6,7 +6,8 @@ import { isMountPoint } from '../core/overlay/mounts.ts';
 
 // CernVM-FS repositories mounted under <home>/cvmfs/<repository> while some mounted layer needs
 // them: the first user mounts, the last one unmounts, so Get and Put stay symmetric (the
-// upstream plugin never released a repository a container had used).
+// upstream plugin never released a repository a container had used). The unmount waits a
+// little: one `docker run` gets and puts layers three times, and a mount takes most of a second.
 
 /** How a repository gets mounted: the embedded client, or the real cvmfs2 where installed. */
 export interface RepositoryMounter {
@@ -21,15 +22,21 @@ export interface RepositoryMounter {
 
 export const REPOSITORY_MOUNT_DIR = 'cvmfs';
 
+/** How long a repository stays mounted after its last user left. */
+export const DEFAULT_IDLE_UNMOUNT_MS = 60_000;
+
 export class RepositoryMounts {
   private readonly root: string;
   private readonly mounter: RepositoryMounter;
+  private readonly idleUnmountMs: number;
   private readonly users = new Map<string, number>();
+  private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private readonly locks = new KeyedLock();
 
-  constructor(home: string, mounter: RepositoryMounter) {
+  constructor(home: string, mounter: RepositoryMounter, idleUnmountMs = DEFAULT_IDLE_UNMOUNT_MS) {
     this.root = path.join(home, REPOSITORY_MOUNT_DIR);
     this.mounter = mounter;
+    this.idleUnmountMs = idleUnmountMs;
   }
 
   /** Mount point of `repository`, relative to home, as overlay lower paths are written. */
@@ -47,9 +54,11 @@ export class RepositoryMounts {
     try {
       for (const repository of repositories) {
         await this.locks.run(repository, async () => {
+          clearTimeout(this.idleTimers.get(repository));
+          this.idleTimers.delete(repository);
           const users = this.users.get(repository) ?? 0;
           const target = this.target(repository);
-          if (users === 0 || !(await this.mounter.isAlive(target))) await this.mountFresh(repository, target);
+          if (!(await this.mounter.isAlive(target))) await this.mountFresh(repository, target);
           this.users.set(repository, users + 1);
         });
         acquired.push(repository);
@@ -80,12 +89,21 @@ export class RepositoryMounts {
           return;
         }
         this.users.delete(repository);
-        const target = this.target(repository);
-        if (await isMountPoint(target)) {
-          log.info(`unmounting repository ${repository}: no mounted layer uses it any more`);
-          await this.mounter.unmount(target);
-        }
+        if (this.idleUnmountMs === 0) return this.unmountIdle(repository);
+        const timer = setTimeout(() => void this.locks.run(repository, () => this.unmountIdle(repository)), this.idleUnmountMs);
+        timer.unref();
+        this.idleTimers.set(repository, timer);
       });
+    }
+  }
+
+  private async unmountIdle(repository: string): Promise<void> {
+    this.idleTimers.delete(repository);
+    if (this.users.has(repository)) return;
+    const target = this.target(repository);
+    if (await isMountPoint(target)) {
+      log.info(`unmounting repository ${repository}: no mounted layer has used it for a while`);
+      await this.mounter.unmount(target).catch((err: Error) => log.error(`unmounting ${target}: ${err.message}`));
     }
   }
 
@@ -94,7 +112,12 @@ export class RepositoryMounts {
     for (const repository of repositories) this.users.set(repository, (this.users.get(repository) ?? 0) + 1);
   }
 
+  /** Unmounts every repository now (dockerd's Cleanup). */
   async releaseAll(): Promise<void> {
-    await this.release([...this.users.entries()].flatMap(([repository, users]) => Array<string>(users).fill(repository)));
+    const repositories = new Set([...this.users.keys(), ...this.idleTimers.keys()]);
+    this.users.clear();
+    for (const timer of this.idleTimers.values()) clearTimeout(timer);
+    this.idleTimers.clear();
+    for (const repository of repositories) await this.locks.run(repository, () => this.unmountIdle(repository));
   }
 }
