@@ -231,12 +231,17 @@ test('the kernel keeps pages, names and misses: content is read from the server 
   fs.beforeLookup = async (name) => void lookups.set(name, (lookups.get(name) ?? 0) + 1);
   const { mountpoint } = await mountForTest(t, fs);
   const at = (p: string) => path.join(mountpoint, p);
+  // The first read may fetch a few pages twice (readahead racing the reader); later opens must
+  // fetch nothing at all.
+  let afterFirstPass = 0;
   for (let i = 0; i < 3; i++) {
     assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
     assert.equal((await run('cat', [at('hard/a'), at('hard/b')])).stdout, 'shared content\n'.repeat(2));
     assert.equal((await run('stat', [at('missing')], { allowFail: true })).code, 1);
+    if (i === 0) afterFirstPass = fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0;
   }
-  assert.equal(fs.bytesRead.get(fs.attrOf('big.bin').ino), BIG.length, 'FOPEN_KEEP_CACHE: later opens use the page cache');
+  assert.ok(afterFirstPass >= BIG.length, 'the whole file was read once');
+  assert.equal(fs.bytesRead.get(fs.attrOf('big.bin').ino), afterFirstPass, 'FOPEN_KEEP_CACHE: later opens use the page cache');
   assert.equal(fs.bytesRead.get(fs.attrOf('hard/a').ino), 15, 'two names, one inode, one cache');
   assert.equal(lookups.get('missing'), 1, 'the miss is cached (negative entry)');
   assert.equal(lookups.get('big.bin'), 1, 'the name is cached');
