@@ -1,49 +1,59 @@
-// `npm run demo`: the driver on a fresh machine, end to end. Starts the built executable as a
-// legacy graphdriver plugin and a private dockerd on it, loads a multi-layer sample image,
-// runs it, changes a container and commits it, and prints what happened at each step.
-// Everything it starts is stopped and removed at the end.
+// `npm run demo`: the whole system on the embedded default, on this machine. A sample image (a
+// Python interpreter built from this host's files) is pushed to a local registry; make-thin
+// publishes its layers into a fresh CernVM-FS repository (served by nginx) and pushes the thin
+// image; then a dockerd on Docker's overlay2 pulls and runs the regular image, and a dockerd on
+// serve-driver pulls and runs the thin one, fetching only what Python reads. Prints both.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { startDockerd, startLegacyPlugin, uniquePluginName, type Dockerd } from './helpers/dockerd.ts';
-import { featureImage } from './helpers/images.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initRepository } from '../src/core/cvmfs/publish/init.ts';
+import { benchImages } from '../bench/lib/bench-images.ts';
+import { comparePull, EXECUTABLE, FQRN } from '../bench/lib/compare-pull.ts';
 
-const EXECUTABLE = fileURLToPath(new URL('../dist/cvmfs-graphdriver', import.meta.url));
+const NEEDED: Record<string, string> = {
+  '/usr/sbin/dockerd': 'docker.io',
+  '/usr/bin/docker-registry': 'docker-registry',
+  '/usr/sbin/nginx': 'nginx-light',
+  '/usr/bin/skopeo': 'skopeo',
+  '/usr/bin/setfattr': 'attr',
+  '/usr/bin/python3.11': 'python3.11',
+};
 
 function say(text: string): void {
   process.stdout.write(`\n== ${text}\n`);
 }
 
-async function show(dockerd: Dockerd, args: string[]): Promise<void> {
-  process.stdout.write(`$ docker ${args.join(' ')}\n`);
-  const { stdout } = await dockerd.docker(args);
-  process.stdout.write(stdout.endsWith('\n') || stdout === '' ? stdout : `${stdout}\n`);
-}
-
+const missing = Object.entries(NEEDED).filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+if (missing.length > 0) throw new Error(`the demo needs these Debian packages: apt-get install ${missing.join(' ')}`);
+if (process.getuid?.() !== 0) throw new Error('the demo starts dockerd and mounts file systems: run it as root');
 if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: run \`npm run build\` first (npm run demo does)`);
-const name = uniquePluginName();
-say(`starting ${EXECUTABLE} as graphdriver plugin "${name}" and a private dockerd using it`);
-const plugin = await startLegacyPlugin({ name, executable: EXECUTABLE });
-let dockerd: Dockerd | undefined;
+
+const image = benchImages().find((candidate) => candidate.name === 'python')!;
+const dir = await mkdtemp('/tmp/cvmfs-graphdriver-demo-');
 try {
-  dockerd = await startDockerd({ storageDriver: name });
-  await show(dockerd, ['info', '--format', 'Storage Driver: {{.Driver}} {{range .DriverStatus}}| {{index . 0}}: {{index . 1}} {{end}}']);
-
-  say('loading a 4-layer sample image (owners, setuid, xattrs, devices, hardlinks, whiteouts, opaque dirs)');
-  const image = await featureImage();
-  await show(dockerd, ['load', '-i', image.path]);
-  await show(dockerd, ['history', '--format', '{{.Size}}\t{{.CreatedBy}}', image.tag]);
-
-  say('running it: the deleted /bin/vi is gone, the lower layers show through');
-  await show(dockerd, ['run', '--rm', '--network', 'none', image.tag, 'sh', '-c', 'ls -l /bin/vi 2>&1; ls -ln /feat | head -8']);
-
-  say('changing a container, then docker diff and docker commit');
-  await show(dockerd, ['run', '--name', 'demo', '--network', 'none', image.tag, 'sh', '-c', 'rm /bin/ls; echo hello > /greeting']);
-  await show(dockerd, ['diff', 'demo']);
-  await show(dockerd, ['commit', 'demo', 'demo/committed:1']);
-  await show(dockerd, ['run', '--rm', '--network', 'none', 'demo/committed:1', 'cat', '/greeting']);
-  await show(dockerd, ['rm', 'demo']);
-  say('done: thin images from CernVM-FS (make-thin, lazy mounts) come next; see README.md');
+  say(`creating the CernVM-FS repository ${FQRN} with the embedded publisher`);
+  await initRepository(join(dir, 'repo'), { fqrn: FQRN });
+  const archive = await image.archive();
+  say(`sample image: ${archive.tag}, a Python interpreter from this host's files; its command: ${image.command.join(' ')}`);
+  say('pushing it to a local registry, converting it with make-thin (publish layers + push the thin image), then');
+  process.stdout.write('   (a) a dockerd on overlay2 pulls and runs the regular image\n');
+  process.stdout.write('   (b) a dockerd on serve-driver pulls the thin image and runs it, cache empty\n');
+  process.stdout.write('   (c) the same again on a fresh dockerd, cache warm\n');
+  process.stdout.write('   (d) the regular image run again, already present\n');
+  const results = await comparePull(image, { bitsPerSecond: 0, rttMs: 0 }, dir);
+  say('what happened (registry and repository server on loopback)');
+  const rows: Array<[string, keyof typeof results]> = [
+    ['(a) docker pull + run, overlay2', 'a'],
+    ['(b) thin image, cold cache', 'b'],
+    ['(c) thin image, warm cache', 'c'],
+    ['(d) regular image present', 'd'],
+  ];
+  for (const [label, key] of rows) {
+    const { seconds, bytes } = results[key];
+    process.stdout.write(`${label.padEnd(34)} ${seconds.toFixed(2).padStart(6)} s   ${(bytes / 1e6).toFixed(1).padStart(6)} MB over the network\n`);
+  }
+  const fraction = results.b.bytes / results.a.bytes;
+  say(`the thin image moved ${(fraction * 100).toFixed(0)}% of the bytes a regular pull moves; bench/thin-vs-pull.ts measures larger images over a slow link`);
 } finally {
-  await dockerd?.stop();
-  await plugin.stop();
+  await rm(dir, { recursive: true, force: true });
 }

@@ -104,18 +104,24 @@ export async function bigImage(megabytes: number): Promise<ImageArchive> {
  * library; gcc's support files): about 400 MiB of real files, tens of thousands of them small,
  * for benchmarks. Its content depends on the host, so compare only runs on one machine.
  */
-export async function systemImage(): Promise<ImageArchive> {
-  const tag = 'cvmfsgd-test/system:latest';
-  const layerSources = [['usr/include'], ['usr/share/doc', 'usr/lib/python3.11'], ['usr/lib/gcc']];
-  const path = await cached('system.tar', async (out, work) => {
+export function systemImage(): Promise<ImageArchive> {
+  return hostImage('cvmfsgd-test/system:latest', [['/usr/include'], ['/usr/share/doc', '/usr/lib/python3.11'], ['/usr/lib/gcc']]);
+}
+
+/**
+ * busybox plus one layer per list of host paths (files or directories, copied with their
+ * parents and attributes; symlinks stay symlinks), for benchmark images made of real programs.
+ */
+export async function hostImage(tag: string, layerSources: readonly (readonly string[])[]): Promise<ImageArchive> {
+  const key = createHash('sha256').update(JSON.stringify([tag, layerSources])).digest('hex').slice(0, 12);
+  const path = await cached(`host-${key}.tar`, async (out, work) => {
     const layers = [await busyboxRootfsTar()];
     for (const sources of layerSources) {
       layers.push(
         await layerTar(work, async (stage) => {
-          for (const source of sources) {
-            await mkdir(dirname(join(stage.root, source)), { recursive: true });
-            await run('cp', ['-a', `/${source}`, join(stage.root, source)]);
-          }
+          // Through tar rather than cp --parents: parents such as /lib are symlinks on this host.
+          const relative = [...new Set(sources.map((source) => source.replace(/^\/+/, '')))];
+          await run('sh', ['-c', 'tar -C / -cf - "$@" | tar -C "$0" -xpf -', stage.root, ...relative]);
         }),
       );
     }

@@ -1,0 +1,85 @@
+// One HelloBench-style comparison (see bench/thin-vs-pull.ts): a regular pull under overlay2
+// against the same image made thin and run under serve-driver, cold and warm, with the
+// registry and the repository server behind a link of a given shape.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDockerd, startLegacyPlugin, uniquePluginName } from '../../test/helpers/dockerd.ts';
+import { startNginx } from '../../test/helpers/nginx.ts';
+import { run } from '../../test/helpers/process.ts';
+import { startRegistry } from '../../test/helpers/registry.ts';
+import type { BenchImage } from './bench-images.ts';
+import { startShapedLink, type LinkShape, type ShapedLink } from './shaped-link.ts';
+
+export const EXECUTABLE = fileURLToPath(new URL('../../dist/cvmfs-graphdriver', import.meta.url));
+export const FQRN = 'bench.cvmfs.local';
+
+export interface Measurement {
+  seconds: number;
+  bytes: number;
+}
+
+export type Case = 'a' | 'b' | 'c' | 'd';
+
+async function timed(task: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await task();
+  return (performance.now() - start) / 1000;
+}
+
+function transferred(links: ShapedLink[]): number {
+  return links.reduce((sum, link) => sum + link.bytes().down + link.bytes().up, 0);
+}
+
+export async function comparePull(image: BenchImage, shape: LinkShape, dir: string): Promise<Record<Case, Measurement>> {
+  const registry = await startRegistry();
+  const nginx = await startNginx({ [FQRN]: join(dir, 'repo', 'storage') });
+  const registryLink = await startShapedLink(Number(registry.host.split(':')[1]), shape);
+  const nginxLink = await startShapedLink(nginx.port, shape);
+  const links = [registryLink, nginxLink];
+  const cleanups: Array<() => Promise<void>> = [() => nginxLink.close(), () => registryLink.close(), () => nginx.stop(), () => registry.stop()];
+  try {
+    const regular = `${registry.host}/bench/${image.name}:1`;
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `docker-archive:${(await image.archive()).path}`, `docker://${regular}`]);
+    await run(EXECUTABLE, ['make-thin', '-i', regular, '-o', `${registry.host}/bench/${image.name}:thin`, '-r', join(dir, 'repo'), '--push']);
+    const viaLink = (reference: string) => reference.replace(registry.host, registryLink.address);
+    const results = {} as Record<Case, Measurement>;
+
+    const overlay = await startDockerd({ storageDriver: 'overlay2', insecureRegistries: [registryLink.address] });
+    cleanups.unshift(() => overlay.stop());
+    let before = transferred(links);
+    results.a = { seconds: await timed(async () => {
+      await overlay.docker(['pull', '-q', viaLink(regular)]);
+      await overlay.docker(['run', '--rm', '--network', 'none', viaLink(regular), ...image.command]);
+    }), bytes: transferred(links) - before };
+    results.d = { seconds: await timed(() => overlay.docker(['run', '--rm', '--network', 'none', viaLink(regular), ...image.command])), bytes: 0 };
+
+    const cache = join(dir, `cache-${image.name}-${Date.now()}`);
+    for (const which of ['b', 'c'] as const) {
+      const plugin = await startLegacyPlugin({
+        name: uniquePluginName(),
+        executable: EXECUTABLE,
+        extraArgs: ['--repository', `${FQRN}=http://${nginxLink.address}/cvmfs/${FQRN},key=${join(dir, 'repo', 'keys', `${FQRN}.pub`)}`, '--cache', cache, '--log-dir', join(dir, 'logs')],
+      });
+      const thinDockerd = await startDockerd({ storageDriver: plugin.name, insecureRegistries: [registryLink.address] });
+      try {
+        before = transferred(links);
+        const thin = viaLink(`${registry.host}/bench/${image.name}:thin`);
+        const seconds = await timed(async () => {
+          await thinDockerd.docker(['pull', '-q', thin]);
+          const { stdout } = await thinDockerd.docker(['run', '--rm', '--network', 'none', thin, ...image.command]);
+          if (!stdout.includes('ready')) throw new Error(`${image.name} (${which}) did not print ready: ${stdout}`);
+        });
+        results[which] = { seconds, bytes: transferred(links) - before };
+      } finally {
+        await thinDockerd.stop();
+        await plugin.stop();
+      }
+    }
+    await rm(cache, { recursive: true, force: true });
+    return results;
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
