@@ -1,11 +1,10 @@
 // Builds the single executable (esbuild bundle + Node SEA from the pinned Node 24 binary) and
 // the managed plugin: dist/plugin/{config.json,rootfs/} and a tarball of it.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { inject } from 'postject';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(root, 'dist');
@@ -41,7 +40,7 @@ async function bundle() {
 async function buildExecutable(bundlePath) {
   const blob = path.join(dist, 'sea.blob');
   const seaConfig = path.join(dist, 'sea-config.json');
-  fs.writeFileSync(seaConfig, JSON.stringify({ main: bundlePath, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+  fs.writeFileSync(seaConfig, JSON.stringify({ main: bundlePath, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: ['--max-semi-space-size=4'] }));
   execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'inherit' });
   const executable = path.join(dist, 'cvmfs-graphdriver');
   fs.rmSync(executable, { force: true });
@@ -49,7 +48,11 @@ async function buildExecutable(bundlePath) {
   // Strip before injecting: the debug info is most of the binary, and stripping afterwards
   // would drop the injected blob.
   execFileSync('strip', ['--strip-all', executable], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await inject(executable, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  // postject's ELF library prints harmless warnings about note sections by the dozen; they are
+  // shown only if the injection fails.
+  const postject = path.join(root, 'node_modules/postject/dist/cli.js');
+  const injected = spawnSync(process.execPath, [postject, executable, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE], { encoding: 'utf8' });
+  if (injected.status !== 0) throw new Error(`postject failed:\n${injected.stdout}${injected.stderr}`);
   fs.chmodSync(executable, 0o755);
   fs.rmSync(blob);
   fs.rmSync(seaConfig);

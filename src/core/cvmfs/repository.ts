@@ -1,6 +1,6 @@
 // A CernVM-FS repository opened for reading: one verified revision, its catalogs attached on
 // demand (doc §5), file content fetched lazily into the shared cache and verified on the way.
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { log } from '../log.ts';
 import { advanceBreadcrumb, readBreadcrumb } from './breadcrumb.ts';
 import { ObjectCache, type ObjectCacheOptions } from './cache.ts';
@@ -13,6 +13,7 @@ import { HttpSource } from './http-source.ts';
 import type { Manifest } from './manifest.ts';
 import type { ObjectSource } from './object-source.ts';
 import { ObjectFetcher, type Compression } from './object-fetcher.ts';
+import { OpenObjects } from './open-objects.ts';
 import { normalizeRepositoryPath, parentPath } from './path-hash.ts';
 import { expandServerUrls, parseProxyGroups } from './server-list.ts';
 import { loadPublicKeys } from './signature.ts';
@@ -54,6 +55,7 @@ export class Repository {
   readonly fqrn: string;
   readonly manifest: Manifest;
   readonly #fetcher: ObjectFetcher;
+  readonly #openObjects: OpenObjects;
   readonly #source: ObjectSource;
   readonly #cache: ObjectCache;
   readonly #ownsCache: boolean;
@@ -66,6 +68,7 @@ export class Repository {
     this.fqrn = fqrn;
     this.manifest = manifest;
     this.#fetcher = fetcher;
+    this.#openObjects = new OpenObjects(fetcher);
     this.#source = source;
     this.#cache = cache;
     this.#ownsCache = ownsCache;
@@ -177,9 +180,7 @@ export class Repository {
     if (entry.chunked) return this.#readChunked(entry, offset, end);
     if (entry.contentHash === null) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
     const buffer = Buffer.alloc(end - offset);
-    await this.#fetcher.withObject(entry.contentHash, '', entry.compression, (file) =>
-      readExactly(file, buffer, offset, entry.path, entry.contentHash!),
-    );
+    await this.#openObjects.read(entry.contentHash, '', entry.compression, buffer, offset, entry.path);
     return buffer;
   }
 
@@ -191,6 +192,7 @@ export class Repository {
 
   /** Closes the catalogs and connections (and the cache, if the repository opened it). */
   close(): void {
+    this.#openObjects.closeAll();
     for (const catalog of this.#catalogs.values()) catalog.close();
     this.#catalogs.clear();
     this.#source.close();
@@ -215,9 +217,7 @@ export class Repository {
       chunks.map((chunk) => {
         const from = Math.max(start, chunk.offset);
         const to = Math.min(end, chunk.offset + chunk.size);
-        return this.#fetcher.withObject(chunk.hash, 'P', entry.compression, (file) =>
-          readExactly(file, buffer.subarray(from - start, to - start), from - chunk.offset, `${entry.path} chunk at ${chunk.offset}`, chunk.hash),
-        );
+        return this.#openObjects.read(chunk.hash, 'P', entry.compression, buffer.subarray(from - start, to - start), from - chunk.offset, `${entry.path} chunk at ${chunk.offset}`);
       }),
     );
     return buffer;
@@ -304,18 +304,3 @@ export function createSource(location: RepositoryLocation, fqrn: string): Object
 }
 
 /** Fills `target` from `file` at `position`; a short object means the catalog and object disagree. */
-async function readExactly(file: string, target: Buffer, position: number, what: string, hash: ContentHash): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    let filled = 0;
-    while (filled < target.length) {
-      const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
-      if (bytesRead === 0) {
-        throw new CvmfsError('bad-data', `${what}: object ${formatContentHash(hash)} ends before the size the catalog gives`);
-      }
-      filled += bytesRead;
-    }
-  } finally {
-    await handle.close();
-  }
-}
