@@ -13,20 +13,23 @@ export interface BenchImage {
   command: string[];
 }
 
-/** The shared libraries `binaries` load, with every symlink on the way to their files. */
-function libraryClosure(binaries: string[]): string[] {
-  const paths = new Set<string>();
+/** `file` and every symlink on the way to the file it names (the copy keeps symlinks as such). */
+function withLinkTargets(file: string): string[] {
+  const paths = [file];
+  let current = file;
+  while (lstatSync(current).isSymbolicLink()) {
+    current = path.resolve(path.dirname(current), readlinkSync(current));
+    paths.push(current);
+  }
+  return [...paths, realpathSync(current)];
+}
+
+/** The programs, and the shared libraries they load, with every symlink on the way. */
+function programClosure(binaries: string[]): string[] {
+  const paths = new Set(binaries.flatMap(withLinkTargets));
   for (const binary of binaries) {
     const output = execFileSync('ldd', [binary], { encoding: 'utf8' });
-    for (const match of output.matchAll(/(\/\S+\.so[^\s]*)/g)) {
-      let current = match[1]!;
-      paths.add(current);
-      while (lstatSync(current).isSymbolicLink()) {
-        current = path.resolve(path.dirname(current), readlinkSync(current));
-        paths.add(current);
-      }
-      paths.add(realpathSync(current));
-    }
+    for (const match of output.matchAll(/(\/\S+\.so[^\s]*)/g)) for (const file of withLinkTargets(match[1]!)) paths.add(file);
   }
   return [...paths].sort();
 }
@@ -36,13 +39,13 @@ const GCC = '/usr/bin/gcc-12';
 const CC1 = '/usr/lib/gcc/x86_64-linux-gnu/12/cc1';
 
 export function benchImages(): BenchImage[] {
-  const pythonLayers = () => [libraryClosure([PYTHON]), [PYTHON, '/usr/lib/python3.11']];
+  const pythonLayers = () => [programClosure([PYTHON]), ['/usr/lib/python3.11']];
   const printReady = [PYTHON, '-c', 'print("ready")'];
   return [
     { name: 'python', archive: () => hostImage('bench/python:1', pythonLayers()), command: printReady },
     {
       name: 'gcc',
-      archive: () => hostImage('bench/gcc:1', [libraryClosure([GCC, CC1]), [GCC, '/usr/lib/gcc']]),
+      archive: () => hostImage('bench/gcc:1', [programClosure([GCC, CC1]), ['/usr/lib/gcc']]),
       command: ['sh', '-c', `echo 'int main(void) { return 0; }' | ${GCC} -x c -S -o /dev/null - && echo ready`],
     },
     {

@@ -7,7 +7,7 @@ import { overlayChanges } from '../core/overlay/changes.ts';
 import { exportLayer } from '../core/overlay/export-layer.ts';
 import { checkHostSupport, overlayFeatureOptions } from '../core/overlay/host-support.ts';
 import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-store.ts';
-import { listMounts, mountOverlay, mountsBelow, unmount } from '../core/overlay/mounts.ts';
+import { listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
 import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { checkDriverOptions } from './options.ts';

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { log } from '../core/log.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
-import { isMountPoint } from '../core/overlay/mounts.ts';
+import { isMountPoint } from '../core/fs/mounts.ts';
 
 // CernVM-FS repositories mounted under <home>/cvmfs/<repository> while some mounted layer needs
 // them: the first user mounts, the last one unmounts, so Get and Put stay symmetric (the

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { log } from '../../src/core/log.ts';
 import { treeSize } from '../../src/core/fs/walk.ts';
-import { isMountPoint, mountsBelow } from '../../src/core/overlay/mounts.ts';
+import { isMountPoint, mountsBelow } from '../../src/core/fs/mounts.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { serveDriver, type DriverServer } from '../../src/driver/server.ts';
 import { describeTree, dir, entry, exists, file, makeTar, readArchive, run, symlink, tempDir } from '../overlay/fixtures.ts';

@@ -2,7 +2,7 @@
 // repository shows the driver's thin-layer logic what a real client would.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { isMountPoint } from '../../src/core/overlay/mounts.ts';
+import { isMountPoint } from '../../src/core/fs/mounts.ts';
 import type { RepositoryMounter } from '../../src/driver/repository-mounts.ts';
 
 export const refusingMounter: RepositoryMounter = {

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { isMountPoint } from '../../src/core/overlay/mounts.ts';
+import { isMountPoint } from '../../src/core/fs/mounts.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { chunks, file, makeTar, tempDir } from '../overlay/fixtures.ts';
 import { bindMounter } from './test-mounters.ts';

@@ -7,6 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { existsSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { initRepository } from '../../src/core/cvmfs/publish/init.ts';
 import { startDockerd, startLegacyPlugin, uniquePluginName, type Dockerd, type PluginProcess } from '../helpers/dockerd.ts';
 import { featureImage } from '../helpers/images.ts';
@@ -14,6 +16,8 @@ import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { run } from '../helpers/process.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { diffTrees, exportTree } from '../helpers/tree.ts';
+import { readAll, startProxy } from '../registry/proxy.ts';
+import { buildIndex, buildTestImage, writeImageDirectory, type TestImage } from '../registry/test-images.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -29,6 +33,14 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
   let ours: Dockerd;
   let reference: Dockerd;
   let source: string;
+  let sourceDigest: string;
+
+  /** Pushes a small image (or index) made of `files` layers to the test registry. */
+  const pushTestImage = async (target: string, images: TestImage[]) => {
+    const layout = join(dir, `image-${target.replace(/\W/g, '-')}`);
+    await writeImageDirectory(layout, images.length === 1 ? images[0]! : buildIndex(images));
+    await registry.pushDirectory(layout, target);
+  };
 
   const makeThin = (args: string[], allowFail = false) =>
     run(NODE, [MAIN, 'make-thin', ...args], { env: { ...process.env, DOCKER_HOST: ours.host }, allowFail });
@@ -45,7 +57,7 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
       name,
       extraArgs: ['--repository', `${FQRN}=${nginx.repositoryUrl(FQRN)},key=${join(dir, 'repo', 'keys', `${FQRN}.pub`)}`, '--cache', join(dir, 'cache'), '--log-dir', join(dir, 'logs')],
     });
-    ours = await startDockerd({ storageDriver: name });
+    ours = await startDockerd({ storageDriver: name, insecureRegistries: [registry.host] });
     reference = await startDockerd({ storageDriver: 'overlay2', insecureRegistries: [registry.host] });
     await reference.docker(['pull', source]);
   });
@@ -62,6 +74,7 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
   test('converts by tag, publishing every layer, and loads the thin image', async () => {
     const { stdout } = await makeThin(['-i', source, '-o', 'thin/feature:1', '-r', join(dir, 'repo'), '--json']);
     const result = JSON.parse(stdout);
+    sourceDigest = result.manifestDigest;
     assert.equal(result.layers.length, 4);
     assert.ok(result.layers.every((layer: { state: string }) => layer.state === 'published'));
     assert.equal(result.thinJson.layers[0].url, `cvmfs://${FQRN}/.layers/${result.thinJson.layers[0].digest.slice(0, 2)}/${result.thinJson.layers[0].digest}/layerfs`);
@@ -92,6 +105,71 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
   test('a second conversion of the same image publishes nothing new', async () => {
     const { stdout } = await makeThin(['-i', source, '-o', 'thin/feature:2', '-r', join(dir, 'repo'), '--json']);
     assert.ok(JSON.parse(stdout).layers.every((layer: { state: string }) => layer.state === 'already there'));
+  });
+
+  test('converts by digest to a docker-archive, and pushes a thin image that pulls and runs', async () => {
+    const file = join(dir, 'thin-by-digest.tar');
+    const pushed = `${registry.host}/test/feature:thin`;
+    const { stdout } = await makeThin(['-i', `${registry.host}/test/feature@${sourceDigest}`, '-o', pushed, '-r', join(dir, 'repo'), '--push', '--output-file', file, '--json']);
+    const result = JSON.parse(stdout);
+    assert.match(result.pushed, new RegExp(`^${pushed}@sha256:[0-9a-f]{64}$`));
+    assert.ok(existsSync(file));
+    assert.equal(result.loaded, undefined, 'with --push or --output-file nothing is loaded unless --load');
+    await ours.docker(['pull', pushed]);
+    const { stdout: owned } = await ours.docker(['run', '--rm', '--network', 'none', pushed, 'cat', '/feat/owned']);
+    assert.equal(owned, 'owned by 1000:1000\n');
+  });
+
+  test('picks the asked platform from a multi-platform index, and names the ones it has', async () => {
+    const amd64 = buildTestImage({ platform: { os: 'linux', architecture: 'amd64' }, layers: [{ 'which.txt': 'amd64\n' }] });
+    const arm64 = buildTestImage({ platform: { os: 'linux', architecture: 'arm64', variant: 'v8' }, layers: [{ 'which.txt': 'arm64\n' }] });
+    await pushTestImage('test/multi:1', [amd64, arm64]);
+    const { stdout } = await makeThin(['-i', `${registry.host}/test/multi:1`, '-o', 'thin/multi:arm64', '-r', join(dir, 'repo'), '--platform', 'linux/arm64', '--output-file', join(dir, 'multi.tar'), '--json']);
+    assert.deepEqual(JSON.parse(stdout).thinJson.layers.map((layer: { digest: string }) => `sha256:${layer.digest}`), arm64.layers.map((layer) => layer.digest));
+    const missing = await makeThin(['-i', `${registry.host}/test/multi:1`, '-o', 'thin/multi:s390x', '-r', join(dir, 'repo'), '--platform', 'linux/s390x'], true);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no image for linux\/s390x; available: linux\/amd64, linux\/arm64\/v8/);
+  });
+
+  test('a blob the registry serves tampered fails the conversion and publishes nothing', async () => {
+    const image = buildTestImage({ layers: [{ 'tampered.txt': 'content that will not arrive intact\n'.repeat(100) }] });
+    await pushTestImage('test/tampered:1', [image]);
+    const proxy = await startProxy(registry.baseUrl);
+    proxy.intercept = async (request: IncomingMessage, response: ServerResponse, forward) => {
+      if (!request.url?.includes(`/blobs/${image.layers[0]!.digest}`)) return false;
+      const upstream = await forward();
+      const body = await readAll(upstream);
+      body[body.length >> 1] ^= 0xff;
+      response.writeHead(upstream.statusCode ?? 200, { 'content-length': body.length, 'content-type': 'application/octet-stream' }).end(body);
+      return true;
+    };
+    try {
+      const failed = await makeThin(['-i', `${proxy.host}/test/tampered:1`, '-o', 'thin/tampered:1', '-r', join(dir, 'repo'), '--output-file', join(dir, 'tampered.tar')], true);
+      assert.notEqual(failed.code, 0);
+      assert.match(failed.stderr, /digest/);
+      assert.equal(existsSync(join(dir, 'tampered.tar')), false, 'no thin image is written');
+    } finally {
+      await proxy.stop();
+    }
+    const retry = await makeThin(['-i', `${registry.host}/test/tampered:1`, '-o', 'thin/tampered:1', '-r', join(dir, 'repo'), '--output-file', join(dir, 'tampered.tar'), '--json']);
+    assert.equal(JSON.parse(retry.stdout).layers[0].state, 'published', 'the tampered layer had not been published');
+  });
+
+  test('a repository that cannot be written fails clearly and stays as it was', async () => {
+    const image = buildTestImage({ layers: [{ 'readonly.txt': 'never published\n' }] });
+    await pushTestImage('test/readonly:1', [image]);
+    const repo = join(dir, 'repo');
+    await run('mount', ['--bind', repo, repo]);
+    try {
+      await run('mount', ['-o', 'remount,bind,ro', repo]);
+      const failed = await makeThin(['-i', `${registry.host}/test/readonly:1`, '-o', 'thin/readonly:1', '-r', repo, '--output-file', join(dir, 'readonly.tar')], true);
+      assert.notEqual(failed.code, 0);
+      assert.match(failed.stderr, /read-only file system|EROFS/i);
+    } finally {
+      await run('umount', [repo]);
+    }
+    const check = await run(NODE, [MAIN, 'repo', 'check', repo]);
+    assert.match(check.stdout, /no problems found/);
   });
 
   test('an unknown tag fails clearly and publishes nothing', async () => {

@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import { applyLayer } from '../../src/core/overlay/apply-layer.ts';
 import { overlayChanges } from '../../src/core/overlay/changes.ts';
 import { overlayFeatureOptions } from '../../src/core/overlay/host-support.ts';
-import { isMountPoint, mountOverlay, unmount } from '../../src/core/overlay/mounts.ts';
+import { isMountPoint, mountOverlay, unmount } from '../../src/core/fs/mounts.ts';
 import type { Change } from '../../src/driver/protocol.ts';
 import { chunks, dir, file, makeTar, run, symlink, tempDir } from './fixtures.ts';
 

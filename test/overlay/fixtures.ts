@@ -2,7 +2,7 @@
 // layer tars built with the project's TarWriter, and a canonical description of a directory
 // tree (stat fields, xattrs, hardlink groups) so two trees can be compared field by field.
 
-import { spawn } from 'node:child_process';
+import { run } from '../../src/core/fs/run.ts';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { readTar } from '../../src/core/tar/reader.ts';
 import { TarWriter } from '../../src/core/tar/writer.ts';
 import { deviceNumbers, walkTree } from '../../src/core/fs/walk.ts';
 import { readTreeXattrs } from '../../src/core/fs/xattr.ts';
-import { mountsBelow, unmount } from '../../src/core/overlay/mounts.ts';
+import { mountsBelow, unmount } from '../../src/core/fs/mounts.ts';
 
 /** A temp dir removed after the test, after unmounting anything still mounted below it. */
 export async function tempDir(t: TestContext, prefix = 'overlay-test-'): Promise<string> {
@@ -33,29 +33,7 @@ export async function removeDir(dir: string): Promise<void> {
   await fs.rm(dir, { recursive: true, force: true });
 }
 
-export interface CommandResult {
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs a command to completion; throws with its stderr when it fails. */
-export function run(command: string, args: string[], options: { cwd?: string; input?: Buffer | string } = {}): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.on('error', reject);
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
-    child.on('close', (code) => {
-      const errText = Buffer.concat(stderr).toString('utf8');
-      if (code === 0) resolve({ stdout: Buffer.concat(stdout), stderr: errText });
-      else reject(new Error(`${command} ${args.join(' ')} exited with ${code}: ${errText.trim()}`));
-    });
-  });
-}
+export { run };
 
 /** A tar header with defaults for what a test does not care about. */
 export function header(fields: Partial<TarHeader> & Pick<TarHeader, 'path'>): TarHeader {

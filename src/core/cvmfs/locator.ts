@@ -2,11 +2,13 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadClientConfig, repositoryOptionsFromConfig, DEFAULT_CONFIG_ROOT } from './config.ts';
 import { CvmfsError } from './errors.ts';
+import { keyFiles } from './publish/keys.ts';
+import { CONFIG_FILE, readPublisherConfig } from './publish/layout.ts';
 import type { RepositoryOptions } from './repository.ts';
 
 // How commands name a repository: a fully qualified name configured in /etc/cvmfs (as cvmfs2
-// is told), an HTTP(S) base URL, or a local repository directory — the last two with the
-// public key given explicitly.
+// is told), a publisher directory (which knows its name and key), or an HTTP(S) base URL or
+// storage directory with the public key given explicitly.
 
 /**
  * Our cache format is not the real client's, so it never shares CVMFS_CACHE_BASE with cvmfs2;
@@ -16,7 +18,7 @@ export const DEFAULT_CACHE_DIR = '/var/lib/cvmfs-graphdriver/cache';
 export const DEFAULT_CACHE_MB = 4000;
 
 export interface RepositoryLocator {
-  /** FQRN, http(s):// base URL (…/cvmfs/<fqrn>), or a directory. */
+  /** FQRN, http(s):// base URL (…/cvmfs/<fqrn>), publisher directory, or storage directory. */
   repository: string;
   /** Needed when the URL's or directory's last component is not the name. */
   fqrn?: string;
@@ -41,6 +43,10 @@ function isDirectory(text: string): boolean {
 export async function resolveRepository(locator: RepositoryLocator): Promise<RepositoryOptions> {
   const cache = { directory: locator.cacheDir ?? DEFAULT_CACHE_DIR, maxBytes: (locator.cacheMb ?? DEFAULT_CACHE_MB) * 1024 * 1024 };
   const { repository } = locator;
+  if (isDirectory(repository) && existsSync(path.join(repository, CONFIG_FILE))) {
+    const { config, paths } = await readPublisherConfig(repository);
+    return { fqrn: config.fqrn, location: { directory: paths.storage }, publicKeys: locator.key ?? keyFiles(paths.keys, config.fqrn).publicKey, cache };
+  }
   if (isUrl(repository) || isDirectory(repository)) {
     const fqrn = locator.fqrn ?? path.basename(repository.replace(/\/+$/, ''));
     if (!locator.key) {

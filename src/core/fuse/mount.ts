@@ -8,7 +8,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { run } from '../fs/run.ts';
+import { unmount as unmountOrDetach } from '../fs/mounts.ts';
 import { log } from '../log.ts';
 
 export interface FuseMountOptions {
@@ -94,14 +94,7 @@ export async function isMounted(mountpoint: string): Promise<boolean> {
  */
 export async function unmount(mountpoint: string): Promise<void> {
   const target = path.resolve(mountpoint);
-  if (!(await findMount(target))) return;
-  try {
-    await run('umount', [target]);
-  } catch (error) {
-    if (!(await findMount(target))) return;
-    if (!/busy/i.test((error as Error).message)) throw error;
-    await run('umount', ['-l', target]);
-  }
+  if (await findMount(target)) await unmountOrDetach(target);
 }
 
 export type StaleMountOutcome = 'not-mounted' | 'alive' | 'cleared';

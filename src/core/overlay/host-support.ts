@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import { log } from '../log.ts';
+import { run } from '../fs/run.ts';
 
 // What overlay2 checks about the host before it agrees to run: the kernel knows overlay, and
 // the backing filesystem of the store can hold an overlay upper directory.
@@ -23,6 +25,23 @@ export async function backingFilesystem(dir: string): Promise<string> {
   return FS_NAMES[type] ?? `unknown (0x${type.toString(16)})`;
 }
 
+/**
+ * Overlay needs directory entry types (d_type) from the upper filesystem. Every filesystem we
+ * accept has them, except XFS formatted with ftype=0, which only xfs_info can tell.
+ */
+async function checkXfsDirectoryTypes(home: string): Promise<void> {
+  let info: string;
+  try {
+    info = (await run('xfs_info', [home])).stdout.toString('utf8');
+  } catch (err) {
+    log.warn(`cannot check that the XFS filesystem of ${home} has d_type (ftype=1): ${(err as Error).message}`);
+    return;
+  }
+  if (/ftype=0\b/.test(info)) {
+    throw new Error(`${home} is on XFS formatted with ftype=0 (no d_type), which overlay cannot use; reformat it with mkfs.xfs -n ftype=1 or move the Docker data-root`);
+  }
+}
+
 export async function checkHostSupport(home: string): Promise<string> {
   const filesystems = await fs.readFile('/proc/filesystems', 'utf8');
   if (!/\toverlay$/m.test(filesystems)) {
@@ -32,6 +51,7 @@ export async function checkHostSupport(home: string): Promise<string> {
   if (UNSUPPORTED_BACKING.has(backing)) {
     throw new Error(`${home} is on ${backing}, which cannot back overlay layers; put the Docker data-root on ext4 or xfs`);
   }
+  if (backing === 'xfs') await checkXfsDirectoryTypes(home);
   return backing;
 }
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { mountsBelow, unmount } from './mounts.ts';
+import { mountsBelow, unmount } from '../fs/mounts.ts';
 
 // The on-disk layout of Docker's overlay2 driver: <home>/<id>/{diff,work,merged,link,lower}
 // and short links <home>/l/<link> -> ../<id>/diff. Lower chains name layers by those short

@@ -1,18 +1,17 @@
 // `cvmfs-graphdriver repo <action>`: publishing (init, ingest, resign), verifying (check) and
 // reading (ls, cat, stat) CernVM-FS repositories from the command line.
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { CvmfsError } from '../errors.ts';
 import type { Entry } from '../entry.ts';
 import { HASH_ALGORITHMS, formatContentHash, type HashAlgorithm } from '../hash.ts';
-import { Repository, type RepositoryLocation } from '../repository.ts';
+import { resolveRepository } from '../locator.ts';
+import { Repository } from '../repository.ts';
 import { checkRepository } from './check.ts';
 import { initRepository } from './init.ts';
 import { ingest } from './ingest.ts';
-import { keyFiles } from './keys.ts';
-import { CONFIG_FILE, readPublisherConfig } from './layout.ts';
 import { openPublisher } from './publisher.ts';
 import { resignRepository } from './resign.ts';
 
@@ -52,7 +51,7 @@ export async function repoCommand(action: string, args: readonly string[], flags
       return;
     }
     case 'check': {
-      const { fqrn, location, publicKeys } = await readTarget(target, flags);
+      const { fqrn, location, publicKeys } = await resolveRepository({ repository: target, fqrn: flags.fqrn, key: flags.key });
       const report = await checkRepository({ fqrn, location, publicKeys, cacheDirectory: flags.cache });
       console.log(`${fqrn} revision ${report.revision}: no problems found (${report.catalogs} catalogs, ${report.entries} entries, ${report.objects} objects verified)`);
       return;
@@ -109,35 +108,11 @@ async function ingestCommand(directory: string, flags: RepoFlags): Promise<void>
   console.log(`revision ${result.revision}: root catalog ${formatContentHash(result.rootCatalog)}${summary}; ${result.objectsWritten} new objects, ${result.bytesWritten} bytes`);
 }
 
-interface ReadTarget {
-  fqrn: string;
-  location: RepositoryLocation;
-  publicKeys: string;
-}
-
-/** A URL, a publisher directory (name and key known), or a storage directory named after its repository. */
-async function readTarget(target: string, flags: RepoFlags): Promise<ReadTarget> {
-  if (/^https?:\/\//.test(target)) {
-    const fqrn = flags.fqrn ?? basename(new URL(target).pathname);
-    return { fqrn, location: { serverUrls: target }, publicKeys: requireKey(flags, target) };
-  }
-  if (existsSync(join(target, CONFIG_FILE))) {
-    const { config, paths } = await readPublisherConfig(target);
-    return { fqrn: config.fqrn, location: { directory: paths.storage }, publicKeys: flags.key ?? keyFiles(paths.keys, config.fqrn).publicKey };
-  }
-  return { fqrn: flags.fqrn ?? basename(target), location: { directory: target }, publicKeys: requireKey(flags, target) };
-}
-
-function requireKey(flags: RepoFlags, target: string): string {
-  if (flags.key === undefined) throw new CvmfsError('config', `--key <public master key file> is needed to verify ${target}`);
-  return flags.key;
-}
-
 async function withRepository(target: string, flags: RepoFlags, use: (repository: Repository) => Promise<void>): Promise<void> {
-  const { fqrn, location, publicKeys } = await readTarget(target, flags);
+  // A throwaway cache unless one is named: these commands are one-off looks.
   const cacheDirectory = flags.cache ?? (await mkdtemp(join(tmpdir(), 'cvmfs-repo-')));
   try {
-    const repository = await Repository.open({ fqrn, location, publicKeys, cache: { directory: cacheDirectory, maxBytes: 4 * 1024 ** 3 } });
+    const repository = await Repository.open(await resolveRepository({ repository: target, fqrn: flags.fqrn, key: flags.key, cacheDir: cacheDirectory }));
     try {
       await use(repository);
     } finally {

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { run } from '../fs/run.ts';
+import { run } from './run.ts';
 
 // Node cannot call mount(2); the mount and umount programs (util-linux on a host, busybox in
 // the plugin's rootfs) do it. Relative lowerdir paths are resolved against the mount
