@@ -7,7 +7,7 @@ import { overlayChanges } from '../core/overlay/changes.ts';
 import { exportLayer } from '../core/overlay/export-layer.ts';
 import { checkHostSupport, overlayFeatureOptions } from '../core/overlay/host-support.ts';
 import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-store.ts';
-import { listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
+import { bindMount, listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
 import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { checkDriverOptions } from './options.ts';
@@ -156,11 +156,7 @@ export class OverlayDriver {
         const chain = await thin.expand(await this.mountedChainLinks(store, id));
         await repositories.acquire(chain.repositories);
         try {
-          const single = await this.mount(id, chain.lowers, kind);
-          if (single) {
-            await repositories.release(chain.repositories);
-            return single;
-          }
+          await this.mount(id, chain.lowers, kind);
         } catch (err) {
           await repositories.release(chain.repositories);
           throw err;
@@ -173,14 +169,15 @@ export class OverlayDriver {
   }
 
   /**
-   * Mounts the overlay of `id`. An image layer whose expanded chain is a single directory needs
-   * no overlay: that directory is returned instead.
+   * Mounts the overlay of `id`. An image layer whose expanded chain is a single directory (a
+   * thin layer of one repository layer, say) cannot be an overlay without an upper dir: that
+   * directory is bind-mounted instead, so Put and Remove treat it like any other mount.
    */
-  private async mount(id: string, lowers: string[], kind: LayerKind): Promise<string | undefined> {
+  private async mount(id: string, lowers: string[], kind: LayerKind): Promise<void> {
     const store = this.layers();
     if (kind === 'ro' && lowers.length < 2) {
       if (lowers.length === 0) throw new Error(`layer ${id} has no content to mount (a thin image without layers?)`);
-      return path.join(store.home, lowers[0]!);
+      return bindMount(lowers[0]!, store.mergedDir(id), store.home);
     }
     const options = kind === 'rw'
       ? [`lowerdir=${lowers.join(':')}`, `upperdir=${id}/diff`, `workdir=${id}/work`]
@@ -192,7 +189,6 @@ export class OverlayDriver {
       throw new Error(`layer ${id}: overlay mount options are ${optionText.length} bytes, over the kernel's limit of ${PAGE_SIZE - 1}`);
     }
     await mountOverlay(optionText, store.mergedDir(id), store.home);
-    return undefined;
   }
 
   async put(request: LayerRequest): Promise<void> {

@@ -110,3 +110,16 @@ test('a repository the driver is not configured for is refused', async (t) => {
   await assert.rejects(s.driver.get({ ID: 'c1' }), /reads from repository thin\.test\.local, which this driver is not configured for/);
   assert.deepEqual(s.mounter.mounts, []);
 });
+
+test('an image layer on a thin image without layers is served by a bind mount of its own diff', async (t) => {
+  const s = await setup(t);
+  await s.thinImage('scratch', thinJson([]));
+  await s.driver.create({ ID: 'top', Parent: 'scratch' }, 'ro');
+  await s.driver.applyDiff('top', 'scratch', chunks(await makeTar([file('hello', 'from the top layer\n')])));
+  const root = await s.driver.get({ ID: 'top' });
+  assert.equal(root, path.join(s.home, 'top', 'merged'));
+  assert.equal(await fs.readFile(path.join(root, 'hello'), 'utf8'), 'from the top layer\n');
+  assert.ok(await isMountPoint(root));
+  await s.driver.put({ ID: 'top' });
+  assert.equal(await isMountPoint(root), false);
+});

@@ -43,6 +43,11 @@ export async function mountOverlay(options: string, target: string, cwd: string)
   await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
 }
 
+/** `source` may be relative to `cwd`, like overlay's lower dirs. */
+export async function bindMount(source: string, target: string, cwd: string): Promise<void> {
+  await run('mount', ['-o', 'bind', source, target], { cwd });
+}
+
 export async function unmount(target: string): Promise<void> {
   try {
     await run('umount', [target]);
