@@ -30,6 +30,7 @@ try {
   console.log('| --- | --- | --- | --- |');
   for (let round = 1; round <= rounds; round++) {
     const work = join(dir, `round-${round}`);
+    await mkdir(work, { recursive: true });
     const floor = await timed(async () => {
       await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${source}`, `dir:${join(work, 'blobs')}`]);
       const manifest = JSON.parse(readFileSync(join(work, 'blobs', 'manifest.json'), 'utf8')) as { layers: Array<{ digest: string }> };

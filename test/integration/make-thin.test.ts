@@ -7,7 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { initRepository } from '../../src/core/cvmfs/publish/init.ts';
 import { startDockerd, startLegacyPlugin, uniquePluginName, type Dockerd, type PluginProcess } from '../helpers/dockerd.ts';
@@ -35,12 +36,13 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
   let source: string;
   let sourceDigest: string;
 
-  /** Pushes a small image (or index) made of `files` layers to the test registry. */
-  const pushTestImage = async (target: string, images: TestImage[]) => {
-    const layout = join(dir, `image-${target.replace(/\W/g, '-')}`);
+  /** Pushes a small image, or an index over several, to a test registry. */
+  const pushTestImageTo = async (to: TestRegistry, target: string, ...images: TestImage[]) => {
+    const layout = join(dir, `image-${to.host.replace(/\W/g, '-')}-${target.replace(/\W/g, '-')}`);
     await writeImageDirectory(layout, images.length === 1 ? images[0]! : buildIndex(images));
-    await registry.pushDirectory(layout, target);
+    await to.pushDirectory(layout, target);
   };
+  const pushTestImage = (target: string, images: TestImage[]) => pushTestImageTo(registry, target, ...images);
 
   const makeThin = (args: string[], allowFail = false) =>
     run(NODE, [MAIN, 'make-thin', ...args], { env: { ...process.env, DOCKER_HOST: ours.host }, allowFail });
@@ -170,6 +172,65 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
     }
     const check = await run(NODE, [MAIN, 'repo', 'check', repo]);
     assert.match(check.stdout, /no problems found/);
+  });
+
+  test('reading a file fetches little more than that file', async () => {
+    const before = (await nginx.accessLog()).reduce((sum, entry) => sum + entry.bytesSent, 0);
+    const { stdout } = await ours.docker(['run', '--rm', '--network', 'none', 'thin/feature:1', 'cat', '/feat/xattrs']);
+    assert.equal(stdout, 'has user xattrs\n');
+    const fetched = (await nginx.accessLog()).reduce((sum, entry) => sum + entry.bytesSent, 0) - before;
+    assert.ok(fetched < 64 * 1024, `a 16-byte file cost ${fetched} bytes from the repository server`);
+  });
+
+  test('docker history, inspect and image prune treat thin images like any other', async () => {
+    const history = await ours.docker(['history', '--format', '{{.CreatedBy}}', 'thin/feature:1']);
+    assert.match(history.stdout, /^cvmfs-graphdriver make-thin from /);
+    const inspected = JSON.parse((await ours.docker(['image', 'inspect', '--format', '{{json .GraphDriver}}', 'thin/feature:1'])).stdout);
+    assert.equal(inspected.Name, name);
+    await ours.docker(['tag', 'thin/feature:1', 'thin/prunable:1']);
+    await ours.docker(['rmi', 'thin/feature:2']);
+    const pruned = await ours.docker(['image', 'prune', '--all', '--force', '--filter', 'label=org.cvmfs.graphdriver.origin']);
+    assert.match(pruned.stdout, /Total reclaimed space/);
+    assert.equal((await ours.docker(['images', '-q', 'thin/prunable'])).stdout, '', 'unused thin images are pruned');
+  });
+
+  test('a corrupted object fails the read with an I/O error, never wrong bytes', async () => {
+    await pushTestImage('test/corrupt:1', [buildTestImage({ layers: [{ 'victim.txt': 'these bytes will be damaged on the server\n' }] })]);
+    const archive = join(dir, 'corrupt.tar');
+    const result = JSON.parse((await makeThin(['-i', `${registry.host}/test/corrupt:1`, '-o', 'thin/corrupt:1', '-r', join(dir, 'repo'), '--output-file', archive, '--json'])).stdout);
+    const layer = result.thinJson.layers[0];
+    const stat = JSON.parse((await run(NODE, [MAIN, 'repo', 'stat', join(dir, 'repo'), `/.layers/${layer.digest.slice(0, 2)}/${layer.digest}/layerfs/victim.txt`])).stdout);
+    const hex = String(stat.contentHash);
+    const object = join(dir, 'repo', 'storage', 'data', hex.slice(0, 2), hex.slice(2));
+    const bytes = readFileSync(object);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(object, bytes);
+    await ours.docker(['load', '-i', archive]);
+    const read = await ours.docker(['run', '--rm', '--network', 'none', '-v', '/bin/busybox:/busybox:ro', 'thin/corrupt:1', '/busybox', 'cat', '/victim.txt'], { allowFail: true });
+    assert.notEqual(read.code, 0);
+    assert.equal(read.stdout, '', 'no bytes of the damaged object reach the container');
+    assert.match(read.stderr, /Input\/output error/);
+  });
+
+  test('credentials: token auth with config.json works, a wrong password fails clearly', async () => {
+    const secured = await startRegistry({ tokenAuth: { users: { alice: 'secret' }, anonymousPull: false } });
+    try {
+      await pushTestImageTo(secured, 'test/private:1', buildTestImage({ layers: [{ 'private.txt': 'for alice only\n' }] }));
+      const config = async (password: string) => {
+        const configDir = join(dir, `docker-config-${password}`);
+        await mkdir(configDir, { recursive: true });
+        writeFileSync(join(configDir, 'config.json'), JSON.stringify({ auths: { [secured.host]: { auth: Buffer.from(`alice:${password}`).toString('base64') } } }));
+        return configDir;
+      };
+      const args = ['make-thin', '-i', `${secured.host}/test/private:1`, '-o', 'thin/private:1', '-r', join(dir, 'repo'), '--output-file', join(dir, 'private.tar')];
+      const good = await run(NODE, [MAIN, ...args], { env: { ...process.env, DOCKER_CONFIG: await config('secret') } });
+      assert.match(good.stdout, /1 layers in thin\.test\.local/);
+      const bad = await run(NODE, [MAIN, ...args], { env: { ...process.env, DOCKER_CONFIG: await config('wrong') }, allowFail: true });
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, new RegExp(`${secured.host.replace('.', '\\.')}.*(credentials|denied|unauthorized)`, 'i'));
+    } finally {
+      await secured.stop();
+    }
   });
 
   test('an unknown tag fails clearly and publishes nothing', async () => {
