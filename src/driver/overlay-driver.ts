@@ -91,8 +91,9 @@ export class OverlayDriver {
       this.mountRefs.set(id, 1);
       const chain = await thin.expand(await this.mountedChainLinks(store, id)).catch(() => undefined);
       if (chain && chain.repositories.size > 0) {
-        repositories.adopt(chain.repositories);
-        this.heldRepositories.set(id, chain.repositories);
+        const held = new Set(chain.repositories.keys());
+        repositories.adopt(held);
+        this.heldRepositories.set(id, held);
       }
     }
   }
@@ -155,13 +156,14 @@ export class OverlayDriver {
         const kind = await store.kind(id);
         const chain = await thin.expand(await this.mountedChainLinks(store, id));
         await repositories.acquire(chain.repositories);
+        const held = new Set(chain.repositories.keys());
         try {
           await this.mount(id, chain.lowers, kind);
         } catch (err) {
-          await repositories.release(chain.repositories);
+          await repositories.release(held);
           throw err;
         }
-        if (chain.repositories.size > 0) this.heldRepositories.set(id, chain.repositories);
+        if (held.size > 0) this.heldRepositories.set(id, held);
       }
       this.mountRefs.set(id, refs + 1);
       return store.mergedDir(id);
@@ -269,7 +271,7 @@ export class OverlayDriver {
     try {
       return await overlayChanges(store.diffDir(id), chain.lowers.map((link) => path.join(store.home, link)));
     } finally {
-      await repositories.release(chain.repositories);
+      await repositories.release(chain.repositories.keys());
     }
   }
 

@@ -22,6 +22,14 @@ export interface RepositoryMounter {
 
 export const REPOSITORY_MOUNT_DIR = 'cvmfs';
 
+async function missingPaths(root: string, paths: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const inside of paths) {
+    await fs.stat(path.join(root, inside)).catch(() => missing.push(inside));
+  }
+  return missing;
+}
+
 /** How long a repository stays mounted after its last user left. */
 export const DEFAULT_IDLE_UNMOUNT_MS = 60_000;
 
@@ -48,17 +56,34 @@ export class RepositoryMounts {
     return path.join(this.root, repository);
   }
 
-  /** Counts one more user of each repository, mounting those not yet mounted. */
-  async acquire(repositories: Iterable<string>): Promise<void> {
+  /**
+   * Counts one more user of each repository, mounting those not yet mounted. `needs` names the
+   * paths (relative to the repository root) the caller will use: a mount serves the revision it
+   * started with, so paths published since then mean mounting the newest revision, which can
+   * only happen while nobody uses the old one.
+   */
+  async acquire(needs: ReadonlyMap<string, readonly string[]>): Promise<void> {
     const acquired: string[] = [];
     try {
-      for (const repository of repositories) {
+      for (const [repository, paths] of needs) {
         await this.locks.run(repository, async () => {
           clearTimeout(this.idleTimers.get(repository));
           this.idleTimers.delete(repository);
           const users = this.users.get(repository) ?? 0;
           const target = this.target(repository);
           if (!(await this.mounter.isAlive(target))) await this.mountFresh(repository, target);
+          let missing = await missingPaths(target, paths);
+          if (missing.length > 0 && users === 0) {
+            log.info(`repository ${repository}: ${missing[0]} was published after it was mounted; mounting its newest revision`);
+            await this.mounter.unmount(target);
+            await this.mountFresh(repository, target);
+            missing = await missingPaths(target, paths);
+          }
+          if (missing.length > 0) {
+            throw new Error(users > 0
+              ? `repository ${repository}: ${missing[0]} is newer than the revision its running containers use; it is picked up once they stop`
+              : `repository ${repository} has no ${missing[0]}; was the layer published (make-thin), and is the server up to date?`);
+          }
           this.users.set(repository, users + 1);
         });
         acquired.push(repository);

@@ -11,8 +11,8 @@ import { RepositoryMounts } from './repository-mounts.ts';
 export interface ExpandedChain {
   /** lowerdir entries relative to home, topmost first. */
   lowers: string[];
-  /** Repositories the chain reads from; they must be mounted before the overlay. */
-  repositories: Set<string>;
+  /** Repositories the chain reads from, with the layer paths it needs in each; they must be mounted before the overlay. */
+  repositories: Map<string, string[]>;
 }
 
 export class ThinLayers {
@@ -52,7 +52,7 @@ export class ThinLayers {
   /** The lower chain of `links` (short links, topmost first) with every thin layer expanded. */
   async expand(links: string[]): Promise<ExpandedChain> {
     const lowers: string[] = [];
-    const repositories = new Set<string>();
+    const repositories = new Map<string, string[]>();
     for (const link of links) {
       const id = await this.store.layerOfLink(link);
       const descriptor = await this.descriptor(id);
@@ -65,7 +65,7 @@ export class ThinLayers {
         if (this.allowed && !this.allowed.has(repository)) {
           throw new Error(`thin layer ${id} reads from repository ${repository}, which this driver is not configured for; configure it (--repository ${repository}=<server URL> or /etc/cvmfs/config.d/${repository}.conf)`);
         }
-        repositories.add(repository);
+        repositories.set(repository, [...(repositories.get(repository) ?? []), inside]);
         lowers.push(await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside)));
       }
     }

@@ -14,7 +14,10 @@ export const refusingMounter: RepositoryMounter = {
   isAlive: async () => false,
 };
 
-/** Mounts `<root>/<repository>` read-only at the target and counts what it did. */
+/**
+ * Mounts a snapshot of `<root>/<repository>` at the target, as a client mounts the revision
+ * current at that moment, and counts what it did.
+ */
 export function bindMounter(root: string): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
   const mounts: string[] = [];
   const unmounts: string[] = [];
@@ -23,7 +26,10 @@ export function bindMounter(root: string): RepositoryMounter & { mounts: string[
     mounts,
     unmounts,
     mount: async (repository, target) => {
-      execFileSync('mount', ['--bind', '-o', 'ro', path.join(root, repository), target]);
+      const snapshot = path.join(`${root}-revisions`, `${repository}-${mounts.length}`);
+      execFileSync('mkdir', ['-p', path.dirname(snapshot)]);
+      execFileSync('cp', ['-a', path.join(root, repository), snapshot]);
+      execFileSync('mount', ['--bind', '-o', 'ro', snapshot, target]);
       mounts.push(repository);
     },
     unmount: async (target) => {

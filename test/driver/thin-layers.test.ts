@@ -123,3 +123,19 @@ test('an image layer on a thin image without layers is served by a bind mount of
   await s.driver.put({ ID: 'top' });
   assert.equal(await isMountPoint(root), false);
 });
+
+test('layers published after the repository was mounted are picked up by mounting its newest revision once it is idle', async (t) => {
+  const s = await setup(t);
+  await s.thinImage('img', GOOD);
+  await s.container('c1', 'img');
+  await s.driver.get({ ID: 'c1' });
+  const later = 'c'.repeat(64);
+  await fs.mkdir(path.join(path.dirname(s.home), 'repos', REPO, 'layers', later, 'new'), { recursive: true });
+  await s.thinImage('img2', thinJson([[later, `cvmfs://${REPO}/layers/${later}`]]));
+  await s.container('c2', 'img2');
+  await assert.rejects(s.driver.get({ ID: 'c2' }), /layers\/c{64} is newer than the revision its running containers use; it is picked up once they stop/);
+  await s.driver.put({ ID: 'c1' });
+  const root = await s.driver.get({ ID: 'c2' });
+  assert.deepEqual(await fs.readdir(path.join(root, 'new')), []);
+  assert.deepEqual(s.mounter.mounts, [REPO, REPO], 'mounted again for the new revision');
+});
