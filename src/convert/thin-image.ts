@@ -2,6 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { PassThrough } from 'node:stream';
 import { sha256Digest } from '../core/registry/digest.ts';
 import { DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST } from '../core/registry/media-types.ts';
+import { tarHeader } from '../core/tar/entry.ts';
 import { TarWriter } from '../core/tar/writer.ts';
 import { formatThinDescriptor, THIN_DESCRIPTOR_NAME, type ThinDescriptor } from '../core/thin-descriptor.ts';
 
@@ -30,10 +31,7 @@ async function tarOfDescriptor(descriptor: ThinDescriptor): Promise<Buffer> {
   out.on('data', (chunk: Buffer) => chunks.push(chunk));
   const writer = new TarWriter(out);
   // Fixed owner, mode and time: the same descriptor always gives the same layer digest.
-  await writer.add(
-    { path: THIN_DESCRIPTOR_NAME, type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', size: content.length, mtime: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: new Map() },
-    content,
-  );
+  await writer.add(tarHeader({ path: THIN_DESCRIPTOR_NAME, size: content.length }), content);
   await writer.finish();
   return Buffer.concat(chunks);
 }
@@ -74,13 +72,10 @@ export async function dockerArchive(image: ThinImage, repoTag: string): Promise<
   const chunks: Buffer[] = [];
   out.on('data', (chunk: Buffer) => chunks.push(chunk));
   const writer = new TarWriter(out);
-  const entry = (path: string, size: number, type: 'file' | 'directory' = 'file') => ({
-    path, type, mode: type === 'file' ? 0o644 : 0o755, uid: 0, gid: 0, uname: '', gname: '', size, mtime: 0, linkname: '', devmajor: 0, devminor: 0, xattrs: new Map<string, Buffer>(),
-  });
-  await writer.add(entry(`${layerDir}/`, 0, 'directory'));
-  await writer.add(entry(`${layerDir}/layer.tar`, image.layerTar.length), image.layerTar);
-  await writer.add(entry(configName, image.config.length), image.config);
-  await writer.add(entry('manifest.json', manifest.length), manifest);
+  await writer.add(tarHeader({ path: `${layerDir}/`, type: 'directory', mode: 0o755 }));
+  await writer.add(tarHeader({ path: `${layerDir}/layer.tar`, size: image.layerTar.length }), image.layerTar);
+  await writer.add(tarHeader({ path: configName, size: image.config.length }), image.config);
+  await writer.add(tarHeader({ path: 'manifest.json', size: manifest.length }), manifest);
   await writer.finish();
   return Buffer.concat(chunks);
 }

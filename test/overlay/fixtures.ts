@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { TestContext } from 'node:test';
-import type { TarHeader } from '../../src/core/tar/entry.ts';
+import { tarHeader, type TarHeader } from '../../src/core/tar/entry.ts';
 import { readTar } from '../../src/core/tar/reader.ts';
 import { TarWriter } from '../../src/core/tar/writer.ts';
 import { deviceNumbers, walkTree } from '../../src/core/fs/walk.ts';
@@ -37,21 +37,7 @@ export { run };
 
 /** A tar header with defaults for what a test does not care about. */
 export function header(fields: Partial<TarHeader> & Pick<TarHeader, 'path'>): TarHeader {
-  return {
-    type: 'file',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    uname: '',
-    gname: '',
-    size: 0,
-    mtime: 1_500_000_000,
-    linkname: '',
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...fields,
-  };
+  return tarHeader({ mtime: 1_500_000_000, ...fields });
 }
 
 /** A header-only archive member (whiteouts, devices, fifos). */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { TestContext } from 'node:test';
-import type { TarHeader } from '../../src/core/tar/entry.ts';
+import { tarHeader, type TarHeader } from '../../src/core/tar/entry.ts';
 import { readTar } from '../../src/core/tar/reader.ts';
 import { TarWriter } from '../../src/core/tar/writer.ts';
 
@@ -38,21 +38,7 @@ export async function* chunked(data: Buffer, size: number): AsyncGenerator<Buffe
 }
 
 export function makeHeader(fields: Partial<TarHeader> & Pick<TarHeader, 'path'>): TarHeader {
-  return {
-    type: 'file',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    uname: '',
-    gname: '',
-    size: 0,
-    mtime: 1_600_000_000,
-    linkname: '',
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...fields,
-  };
+  return tarHeader({ mtime: 1_600_000_000, ...fields });
 }
 
 /** Writes entries with TarWriter and returns the whole archive. */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { TarHeader } from '../tar/entry.ts';
+import { tarHeader } from '../tar/entry.ts';
 import { TarWriter } from '../tar/writer.ts';
 import { readTreeXattrs } from '../fs/xattr.ts';
 import { deviceNumbers, walkTree } from '../fs/walk.ts';
@@ -22,21 +22,14 @@ export async function exportLayer(root: string, out: NodeJS.WritableStream): Pro
   const writer = new TarWriter(out);
   for await (const { relPath, stat } of walkTree(root)) {
     if (relPath === '' || stat.isSocket()) continue;
-    const header: TarHeader = {
+    const header = tarHeader({
       path: relPath,
-      type: 'file',
       mode: stat.mode & 0o7777,
       uid: stat.uid,
       gid: stat.gid,
-      uname: '',
-      gname: '',
-      size: 0,
       mtime: Math.floor(stat.mtimeMs / 1000),
-      linkname: '',
-      devmajor: 0,
-      devminor: 0,
       xattrs: new Map([...(xattrsByPath.get(relPath) ?? [])].filter(([name]) => travels(name))),
-    };
+    });
     const abs = path.join(root, relPath);
     if (isWhiteout(stat)) {
       const dir = path.posix.dirname(relPath);

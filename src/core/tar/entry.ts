@@ -30,3 +30,22 @@ export interface TarEntry extends TarHeader {
   /** The content. Consume it before asking for the next entry, or it is skipped for you. */
   body: AsyncIterable<Buffer>;
 }
+
+/** A header for `path` with what is not given set as for a plain root-owned 0644 file. */
+export function tarHeader(fields: Partial<TarHeader> & Pick<TarHeader, 'path'>): TarHeader {
+  return {
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+    size: 0,
+    mtime: 0,
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
+    xattrs: new Map(),
+    ...fields,
+  };
+}
