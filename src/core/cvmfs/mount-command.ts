@@ -7,6 +7,9 @@ import { RepositoryFuseView } from './fuse-view.ts';
 import { resolveRepository, type RepositoryLocator } from './locator.ts';
 import { Repository } from './repository.ts';
 
+/** Content is immutable and local once cached, so sequential reads can run far ahead. */
+const READAHEAD_KB = 1024;
+
 export interface MountFlags extends Omit<RepositoryLocator, 'repository'> {
   imageLayers?: boolean;
 }
@@ -23,7 +26,7 @@ export async function mountCommand(repositoryName: string, mountpoint: string, f
   const repository = await Repository.open(await resolveRepository({ ...flags, repository: repositoryName }));
   try {
     const view = await RepositoryFuseView.create(repository, { imageLayers: flags.imageLayers ?? false });
-    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: 'cvmfs-graphdriver' });
+    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: 'cvmfs-graphdriver', readaheadKb: READAHEAD_KB });
     log.info(`serving ${repository.fqrn} revision ${repository.revision} read-only at ${target}`);
     const stop = () => void server.unmount().catch((err: Error) => log.error(`unmounting ${target}: ${err.message}`));
     process.once('SIGTERM', stop);
