@@ -3,12 +3,14 @@
 // publishes its layers into a fresh CernVM-FS repository (served by nginx) and pushes the thin
 // image; then a dockerd on Docker's overlay2 pulls and runs the regular image, and a dockerd on
 // serve-driver pulls and runs the thin one, fetching only what Python reads. Prints both.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initRepository } from '../src/core/cvmfs/publish/init.ts';
 import { benchImages } from '../bench/lib/bench-images.ts';
-import { comparePull, EXECUTABLE, FQRN } from '../bench/lib/compare-pull.ts';
+import { comparePull, FQRN } from '../bench/lib/compare-pull.ts';
 
 const NEEDED: Record<string, string> = {
   '/usr/sbin/dockerd': 'docker.io',
@@ -17,16 +19,24 @@ const NEEDED: Record<string, string> = {
   '/usr/bin/skopeo': 'skopeo',
   '/usr/bin/setfattr': 'attr',
   '/usr/bin/python3.11': 'python3.11',
+  // For the build: the plugin's rootfs takes busybox, and the executable is stripped.
+  '/bin/busybox': 'busybox-static',
+  '/usr/bin/strip': 'binutils',
 };
 
 function say(text: string): void {
   process.stdout.write(`\n== ${text}\n`);
 }
 
-const missing = Object.entries(NEEDED).filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
-if (missing.length > 0) throw new Error(`the demo needs these Debian packages: apt-get install ${missing.join(' ')}`);
 if (process.getuid?.() !== 0) throw new Error('the demo starts dockerd and mounts file systems: run it as root');
-if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: run \`npm run build\` first (npm run demo does)`);
+const missing = Object.entries(NEEDED).filter(([path]) => !existsSync(path)).map(([, pkg]) => pkg);
+if (missing.length > 0) {
+  say(`installing what the demo needs from Debian: ${missing.join(' ')}`);
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+say('building the single executable and the plugin');
+execFileSync(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))], { stdio: 'inherit' });
 
 const image = benchImages().find((candidate) => candidate.name === 'python')!;
 const dir = await mkdtemp('/tmp/cvmfs-graphdriver-demo-');
