@@ -2,7 +2,7 @@
 // runtime defaults a thin image has to carry over, and the uncompressed layer digests.
 import { digestProblem } from './digest.ts';
 import { RegistryError } from './errors.ts';
-import { isObject } from './manifest.ts';
+import { isObject, parseJsonObject } from './manifest.ts';
 import type { Platform } from './platform.ts';
 
 /** The `config` section; Docker's field names, as `docker image inspect` shows them. */
@@ -31,13 +31,7 @@ export function parseImageConfig(bytes: Uint8Array, what: string): ImageConfig {
   const fail = (why: string): never => {
     throw new RegistryError('bad-config', `${what}: ${why}`);
   };
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    fail('not JSON');
-  }
-  if (!isObject(json)) return fail('not a JSON object');
+  const json = parseJsonObject(bytes, fail);
   const { os, architecture, variant, rootfs } = json;
   if (typeof os !== 'string' || typeof architecture !== 'string') return fail('"os" and "architecture" must be strings');
   if (!isObject(rootfs) || !Array.isArray(rootfs.diff_ids)) return fail('"rootfs.diff_ids" is missing');

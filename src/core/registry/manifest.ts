@@ -39,13 +39,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | null, wha
   const fail = (why: string, code: 'bad-manifest' | 'unsupported' = 'bad-manifest'): never => {
     throw new RegistryError(code, `${what}: ${why}`);
   };
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch {
-    fail('not JSON');
-  }
-  if (!isObject(json)) return fail('not a JSON object');
+  const json = parseJsonObject(bytes, fail);
   // A registry may send a generic Content-Type (application/json) for a manifest without mediaType.
   const headerType = contentType?.split(';')[0]!.trim() ?? '';
   const headerNamesManifest = [...IMAGE_MANIFEST_TYPES, ...INDEX_TYPES, ...SCHEMA1_TYPES].includes(headerType);
@@ -102,6 +96,17 @@ function parsePlatformField(value: unknown, field: string, fail: (why: string) =
   }
   const { os, architecture, variant } = value;
   return typeof variant === 'string' && variant !== '' ? { os, architecture, variant } : { os, architecture };
+}
+
+/** The bytes as a JSON object, or `fail` saying why not. */
+export function parseJsonObject(bytes: Uint8Array, fail: (why: string) => never): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return fail('not JSON');
+  }
+  return isObject(json) ? json : fail('not a JSON object');
 }
 
 export function isObject(value: unknown): value is Record<string, unknown> {
