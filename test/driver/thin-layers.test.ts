@@ -71,6 +71,7 @@ test('a container on a thin image sees the repository layers stacked, base first
   assert.deepEqual((await fs.readdir(path.join(root, 'etc'))).sort(), ['added', 'kept'], 'the whiteout hides etc/deleted');
   assert.deepEqual(await fs.readdir(path.join(root, 'opaque')), ['new'], 'the opaque dir hides the base content');
   assert.equal(await fs.stat(path.join(root, 'thin.json')).catch(() => undefined), undefined, 'thin.json itself stays out of containers');
+  assert.equal(new Map(await s.driver.status()).get('Layers'), '3', 'the repository mounts in home are not layers');
   await fs.writeFile(path.join(root, 'etc', 'written'), 'by the container\n');
   await s.driver.put({ ID: 'c1' });
   assert.equal(await s.driver.get({ ID: 'img' }), path.join(s.home, 'img', 'diff'), 'the thin layer itself is served unmounted (save and push read thin.json)');

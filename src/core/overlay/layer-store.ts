@@ -200,8 +200,10 @@ export class LayerStore {
 
   /** Layer ids present, for status and for cleanup. */
   async ids(): Promise<string[]> {
-    const names = await fs.readdir(this.home);
-    return names.filter((name) => name !== LINK_DIR && !name.startsWith(STAGING_PREFIX) && LAYER_ID.test(name));
+    const names = (await fs.readdir(this.home)).filter((name) => name !== LINK_DIR && !name.startsWith(STAGING_PREFIX) && LAYER_ID.test(name));
+    // Home also holds what is not a layer (the repository mounts): a layer has its link file.
+    const isLayer = await Promise.all(names.map((name) => exists(path.join(this.home, name, 'link'))));
+    return names.filter((_, index) => isLayer[index]);
   }
 
   private async readLayerFile(id: string, name: string): Promise<string> {
