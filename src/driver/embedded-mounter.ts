@@ -4,6 +4,8 @@ import path from 'node:path';
 import sea from 'node:sea';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMounted, unmount as unmountFuse, cleanupStaleMount } from '../core/fuse/mount.ts';
+import { LogLevels } from 'consola';
+import { log } from '../core/log.ts';
 import type { RepositoryMounter } from './repository-mounts.ts';
 import type { RepositoryAccess } from './repository-config.ts';
 
@@ -35,6 +37,8 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string): Repos
       const source = spec?.serverUrl ? [spec.serverUrl, '--fqrn', repository, '--key', spec.key!] : [repository, '--cvmfs-config', access.configRoot];
       const [command, ...prefix] = selfCommand();
       const args = [...prefix, 'mount', ...source, target, '--image-layers', '--cache', access.cacheDir, '--cache-size', String(access.cacheMb)];
+      // A driver debugging its requests wants its mounts' requests too.
+      if (log.level >= LogLevels.debug) args.push('--debug');
       fs.mkdirSync(logDir, { recursive: true });
       const logFile = path.join(logDir, `${repository}.log`);
       const out = fs.openSync(logFile, 'a');
