@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sea from 'node:sea';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMounted, unmount as unmountFuse, cleanupStaleMount } from '../core/fuse/mount.ts';
+import { cleanupStaleMount, isMounted, isServed, unmount as unmountFuse } from '../core/fuse/mount.ts';
 import { LogLevels } from 'consola';
 import { log } from '../core/log.ts';
 import type { RepositoryMounter } from './repository-mounts.ts';
@@ -61,10 +61,6 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string): Repos
     unmount: async (target) => {
       if ((await cleanupStaleMount(target)) === 'alive') await unmountFuse(target);
     },
-    isAlive: async (target) => {
-      if (!(await isMounted(target))) return false;
-      const outcome = await cleanupStaleMount(target);
-      return outcome === 'alive';
-    },
+    isAlive: (target) => isServed(target),
   };
 }

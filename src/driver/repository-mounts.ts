@@ -16,7 +16,7 @@ export interface RepositoryMounter {
   mount(repository: string, target: string): Promise<void>;
   /** Unmounts `target`, also when the process serving it is gone. */
   unmount(target: string): Promise<void>;
-  /** Whether the mount at `target` still answers (a killed server leaves a dead one). */
+  /** Whether the mount at `target` still answers (a killed server leaves a dead one); changes nothing. */
   isAlive(target: string): Promise<boolean>;
 }
 
@@ -94,9 +94,9 @@ export class RepositoryMounts {
     }
   }
 
+  /** Mounts `repository` at `target`, clearing a dead mount left there first. */
   private async mountFresh(repository: string, target: string): Promise<void> {
     if (await isMountPoint(target)) {
-      if (await this.mounter.isAlive(target)) return;
       log.warn(`repository ${repository}: the mount at ${target} is dead (its server was killed); mounting it again`);
       await this.mounter.unmount(target);
     }

@@ -122,6 +122,12 @@ export async function cleanupStaleMount(mountpoint: string, probeTimeoutMs = 200
   return 'cleared';
 }
 
+/** Whether a FUSE mount's server answers; changes nothing (cleanupStaleMount clears dead ones). */
+export async function isServed(mountpoint: string, probeTimeoutMs = 2000): Promise<boolean> {
+  const target = path.resolve(mountpoint);
+  return (await findMount(target)) !== null && (await probeServer(target, probeTimeoutMs)) === 'alive';
+}
+
 /**
  * Asks the server for statfs, which the kernel never answers from its caches (a stat could be).
  * A hung call keeps one threadpool thread until the connection is aborted, which we do next.
