@@ -295,7 +295,9 @@ export class OverlayDriver {
         throw new Error(`applying layer ${id}: ${(err as Error).message}`);
       }
       // A broken thin.json is reported when the image is loaded, but fails only its use (Get).
-      await this.parts().thin.descriptor(id).catch((err: Error) => log.warn(err.message));
+      // A good one has its repositories mounted while dockerd finishes the pull.
+      const { thin, repositories } = this.parts();
+      await thin.needs(id).then((needs) => repositories.prepare(needs), (err: Error) => log.warn(err.message));
       return treeSize(store.diffDir(id));
     });
   }

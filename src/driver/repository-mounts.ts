@@ -40,6 +40,7 @@ export class RepositoryMounts {
   private readonly users = new Map<string, number>();
   private readonly idleTimers = new Map<string, NodeJS.Timeout>();
   private readonly locks = new KeyedLock();
+  private readonly preparing = new Set<Promise<void>>();
 
   constructor(home: string, mounter: RepositoryMounter, idleUnmountMs = DEFAULT_IDLE_UNMOUNT_MS) {
     this.root = path.join(home, REPOSITORY_MOUNT_DIR);
@@ -94,6 +95,21 @@ export class RepositoryMounts {
     }
   }
 
+  /**
+   * Mounts what `needs` names ahead of its first use and keeps it for the idle period: called
+   * while an image is pulled, so its first container finds the repositories mounted. Failures
+   * are only logged; the Get that needs the repository reports them.
+   */
+  prepare(needs: ReadonlyMap<string, readonly string[]>): void {
+    if (this.idleUnmountMs === 0 || needs.size === 0) return;
+    const preparation = this.acquire(needs).then(
+      () => this.release(needs.keys()),
+      (err: Error) => log.info(`not mounted ahead of use: ${err.message}`),
+    );
+    this.preparing.add(preparation);
+    void preparation.finally(() => this.preparing.delete(preparation));
+  }
+
   /** Mounts `repository` at `target`, clearing a dead mount left there first. */
   private async mountFresh(repository: string, target: string): Promise<void> {
     if (await isMountPoint(target)) {
@@ -139,6 +155,7 @@ export class RepositoryMounts {
 
   /** Unmounts every repository now (dockerd's Cleanup). */
   async releaseAll(): Promise<void> {
+    await Promise.all(this.preparing);
     const repositories = new Set([...this.users.keys(), ...this.idleTimers.keys()]);
     this.users.clear();
     for (const timer of this.idleTimers.values()) clearTimeout(timer);

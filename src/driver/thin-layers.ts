@@ -60,15 +60,31 @@ export class ThinLayers {
         lowers.push(link);
         continue;
       }
-      for (const layer of [...descriptor.layers].reverse()) {
-        const { repository, path: inside } = parseCvmfsUrl(layer.url);
-        if (this.allowed && !this.allowed.has(repository)) {
-          throw new Error(`thin layer ${id} reads from repository ${repository}, which this driver is not configured for; configure it (--repository ${repository}=<server URL> or /etc/cvmfs/config.d/${repository}.conf)`);
-        }
+      for (const { repository, inside } of this.repositoryLayers(id, descriptor).reverse()) {
         repositories.set(repository, [...(repositories.get(repository) ?? []), inside]);
         lowers.push(await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside)));
       }
     }
     return { lowers, repositories };
+  }
+
+  /** What the thin layer `id` needs mounted: each repository with the layer paths it reads there. */
+  async needs(id: string): Promise<Map<string, string[]>> {
+    const needs = new Map<string, string[]>();
+    const descriptor = await this.descriptor(id);
+    if (!descriptor) return needs;
+    for (const { repository, inside } of this.repositoryLayers(id, descriptor)) needs.set(repository, [...(needs.get(repository) ?? []), inside]);
+    return needs;
+  }
+
+  /** The descriptor's layers, base first, as repository and path inside it; refuses repositories not allowed. */
+  private repositoryLayers(id: string, descriptor: ThinDescriptor): Array<{ repository: string; inside: string }> {
+    return descriptor.layers.map((layer) => {
+      const { repository, path: inside } = parseCvmfsUrl(layer.url);
+      if (this.allowed && !this.allowed.has(repository)) {
+        throw new Error(`thin layer ${id} reads from repository ${repository}, which this driver is not configured for; configure it (--repository ${repository}=<server URL> or /etc/cvmfs/config.d/${repository}.conf)`);
+      }
+      return { repository, inside };
+    });
   }
 }

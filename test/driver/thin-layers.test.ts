@@ -36,11 +36,11 @@ function thinJson(layers: Array<[string, string]>): string {
   return JSON.stringify({ version: '1.0', origin: 'test', layers: layers.map(([digest, url]) => ({ digest, url })) });
 }
 
-async function setup(t: TestContext, allowed?: Set<string>) {
+async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0) {
   const base = await tempDir(t, 'thin-driver-');
   await makeRepository(path.join(base, 'repos'));
   const mounter = bindMounter(path.join(base, 'repos'));
-  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, allowedRepositories: allowed, idleUnmountMs: 0 });
+  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, allowedRepositories: allowed, idleUnmountMs });
   await driver.init({ Home: path.join(base, 'home'), Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => driver.cleanup());
   const home = path.join(base, 'home');
@@ -139,4 +139,30 @@ test('layers published after the repository was mounted are picked up by mountin
   const root = await s.driver.get({ ID: 'c2' });
   assert.deepEqual(await fs.readdir(path.join(root, 'new')), []);
   assert.deepEqual(s.mounter.mounts, [REPO, REPO], 'mounted again for the new revision');
+});
+
+test('loading a thin image mounts its repository ahead of the first container, which then mounts nothing', async (t) => {
+  const s = await setup(t, undefined, 60_000);
+  await s.thinImage('img', GOOD);
+  const target = path.join(s.home, 'cvmfs', REPO);
+  const deadline = Date.now() + 10_000;
+  while (!(await isMountPoint(target))) {
+    assert.ok(Date.now() < deadline, 'the repository was not mounted after the thin layer was applied');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await s.container('c1', 'img');
+  const root = await s.driver.get({ ID: 'c1' });
+  assert.equal(await fs.readFile(path.join(root, 'etc', 'kept'), 'utf8'), 'kept\n');
+  assert.deepEqual(s.mounter.mounts, [REPO], 'Get used the mount made while loading');
+  await s.driver.put({ ID: 'c1' });
+  assert.ok(await isMountPoint(target), 'kept mounted for the idle period');
+  await s.driver.cleanup();
+  assert.equal(await isMountPoint(target), false, 'Cleanup unmounts it');
+});
+
+test('Cleanup right after loading waits for the mount made ahead of use and undoes it', async (t) => {
+  const s = await setup(t, undefined, 60_000);
+  await s.thinImage('img', GOOD);
+  await s.driver.cleanup();
+  assert.equal(await isMountPoint(path.join(s.home, 'cvmfs', REPO)), false);
 });
