@@ -3,8 +3,8 @@
 //   (b) pull of the thin image + run under serve-driver, CernVM-FS cache cold,
 //   (c) the same with the cache warm (a new dockerd, the image pulled again),
 //   (d) run of the regular image already present (the floor for (c)),
-// with the registry and the repository server (nginx) reached over plain loopback and over an
-// emulated 100 Mbit/s, 20 ms RTT link. Prints a table and writes bench/thin-vs-pull.svg.
+// with the registry and the repository server (nginx) reached over plain loopback and, from a
+// network namespace of their own, over an emulated 100 Mbit/s, 20 ms RTT link. Prints a table and writes bench/thin-vs-pull.svg.
 //   npm run build && node bench/thin-vs-pull.ts [image names, default all: python gcc big]
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
@@ -12,11 +12,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initRepository } from '../src/core/cvmfs/publish/init.ts';
 import { benchImages } from './lib/bench-images.ts';
-import { comparePull, FQRN, type Case, type Measurement } from './lib/compare-pull.ts';
-import type { LinkShape } from './lib/shaped-link.ts';
+import { comparePull, FQRN, type Case, type LinkSetup, type Measurement } from './lib/compare-pull.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const LINKS: Record<string, LinkShape> = { loopback: { bitsPerSecond: 0, rttMs: 0 }, '100Mbit/20ms': { bitsPerSecond: 100e6, rttMs: 20 } };
+// The emulated link: servers in a network namespace of their own behind a veth pair, traffic
+// shaped by a proxy in user space (this kernel has no netem).
+const LINKS: Record<string, LinkSetup> = {
+  loopback: { shape: { bitsPerSecond: 0, rttMs: 0 }, ownNamespace: false },
+  '100Mbit/20ms': { shape: { bitsPerSecond: 100e6, rttMs: 20 }, ownNamespace: true },
+};
 
 function svgChart(rows: Array<{ label: string; results: Record<Case, Measurement> }>): string {
   const cases: Array<[Case, string, string]> = [['a', 'pull + run (overlay2)', '#888'], ['b', 'thin, cold cache', '#2a7'], ['c', 'thin, warm cache', '#27c'], ['d', 'regular image present', '#ccc']];
@@ -51,8 +55,8 @@ try {
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const image of images) {
     const size = statSync((await image.archive()).path).size;
-    for (const [linkName, shape] of Object.entries(LINKS)) {
-      const results = await comparePull(image, shape, dir);
+    for (const [linkName, link] of Object.entries(LINKS)) {
+      const results = await comparePull(image, link, dir);
       rows.push({ label: `${image.name} (${(size / 1e6).toFixed(0)} MB), ${linkName}`, results });
       const { a, b, c, d } = results;
       console.log(`| ${image.name} (${(size / 1e6).toFixed(0)} MB) | ${linkName} | ${a.seconds.toFixed(2)} s | ${b.seconds.toFixed(2)} s | ${c.seconds.toFixed(2)} s | ${d.seconds.toFixed(2)} s | ${(a.seconds / b.seconds).toFixed(1)}x | ${(c.seconds / d.seconds).toFixed(2)}x | ${(a.bytes / 1e6).toFixed(1)} MB | ${(b.bytes / 1e6).toFixed(1)} MB | ${((b.bytes / size) * 100).toFixed(1)}% |`);

@@ -50,7 +50,7 @@ try {
   process.stdout.write('   (b) a dockerd on serve-driver pulls the thin image and runs it, cache empty\n');
   process.stdout.write('   (c) the same again on a fresh dockerd, cache warm\n');
   process.stdout.write('   (d) the regular image run again, already present\n');
-  const results = await comparePull(image, { bitsPerSecond: 0, rttMs: 0 }, dir);
+  const results = await comparePull(image, { shape: { bitsPerSecond: 0, rttMs: 0 }, ownNamespace: false }, dir);
   say('what happened (registry and repository server on loopback)');
   const rows: Array<[string, keyof typeof results]> = [
     ['(a) docker pull + run, overlay2', 'a'],

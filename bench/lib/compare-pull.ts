@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDockerd, startLegacyPlugin, uniquePluginName } from '../../test/helpers/dockerd.ts';
 import { startNginx } from '../../test/helpers/nginx.ts';
-import { run } from '../../test/helpers/process.ts';
+import { LOOPBACK, run, type ServerPlace } from '../../test/helpers/process.ts';
 import { startRegistry } from '../../test/helpers/registry.ts';
 import type { BenchImage } from './bench-images.ts';
+import { createServerNamespace } from './netns.ts';
 import { startShapedLink, type LinkShape, type ShapedLink } from './shaped-link.ts';
 
 export const EXECUTABLE = fileURLToPath(new URL('../../dist/cvmfs-graphdriver', import.meta.url));
@@ -31,18 +32,39 @@ function transferred(links: ShapedLink[]): number {
   return links.reduce((sum, link) => sum + link.bytes().down + link.bytes().up, 0);
 }
 
-export async function comparePull(image: BenchImage, shape: LinkShape, dir: string): Promise<Record<Case, Measurement>> {
-  const registry = await startRegistry();
-  const nginx = await startNginx({ [FQRN]: join(dir, 'repo', 'storage') });
-  const registryLink = await startShapedLink(Number(registry.host.split(':')[1]), shape);
-  const nginxLink = await startShapedLink(nginx.port, shape);
-  const links = [registryLink, nginxLink];
-  const cleanups: Array<() => Promise<void>> = [() => nginxLink.close(), () => registryLink.close(), () => nginx.stop(), () => registry.stop()];
+/** How the servers are reached: the shape of the link, and whether they sit in a network namespace of their own. */
+export interface LinkSetup {
+  shape: LinkShape;
+  ownNamespace: boolean;
+}
+
+export async function comparePull(image: BenchImage, link: LinkSetup, dir: string): Promise<Record<Case, Measurement>> {
+  const cleanups: Array<() => Promise<void>> = [];
   try {
-    const regular = `${registry.host}/bench/${image.name}:1`;
+    let place: ServerPlace = LOOPBACK;
+    if (link.ownNamespace) {
+      const namespace = await createServerNamespace();
+      cleanups.unshift(() => namespace.remove());
+      place = namespace;
+    }
+    const registry = await startRegistry({ place });
+    cleanups.unshift(() => registry.stop());
+    const nginx = await startNginx({ [FQRN]: join(dir, 'repo', 'storage') }, place);
+    cleanups.unshift(() => nginx.stop());
+    const [registryHost, registryPort] = registry.host.split(':');
+    const registryLink = await startShapedLink(registryHost!, Number(registryPort), link.shape);
+    cleanups.unshift(() => registryLink.close());
+    const nginxLink = await startShapedLink(place.address, nginx.port, link.shape);
+    cleanups.unshift(() => nginxLink.close());
+    const links = [registryLink, nginxLink];
+    // Setting up (pushing the image, converting it) goes round the shaping, over loopback, where
+    // registry clients speak plain HTTP.
+    const setupLink = await startShapedLink(registryHost!, Number(registryPort), { bitsPerSecond: 0, rttMs: 0 });
+    cleanups.unshift(() => setupLink.close());
+    const regular = `${setupLink.address}/bench/${image.name}:1`;
     await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `docker-archive:${(await image.archive()).path}`, `docker://${regular}`]);
-    await run(EXECUTABLE, ['make-thin', '-i', regular, '-o', `${registry.host}/bench/${image.name}:thin`, '-r', join(dir, 'repo'), '--push']);
-    const viaLink = (reference: string) => reference.replace(registry.host, registryLink.address);
+    await run(EXECUTABLE, ['make-thin', '-i', regular, '-o', `${setupLink.address}/bench/${image.name}:thin`, '-r', join(dir, 'repo'), '--push']);
+    const viaLink = (reference: string) => reference.replace(setupLink.address, registryLink.address);
     const results = {} as Record<Case, Measurement>;
 
     const overlay = await startDockerd({ storageDriver: 'overlay2', insecureRegistries: [registryLink.address] });
@@ -64,7 +86,7 @@ export async function comparePull(image: BenchImage, shape: LinkShape, dir: stri
       const thinDockerd = await startDockerd({ storageDriver: plugin.name, insecureRegistries: [registryLink.address] });
       try {
         before = transferred(links);
-        const thin = viaLink(`${registry.host}/bench/${image.name}:thin`);
+        const thin = viaLink(`${setupLink.address}/bench/${image.name}:thin`);
         const seconds = await timed(async () => {
           await thinDockerd.docker(['pull', '-q', thin]);
           const { stdout } = await thinDockerd.docker(['run', '--rm', '--network', 'none', thin, ...image.command]);

@@ -84,13 +84,14 @@ class Pipe {
   }
 }
 
-export async function startShapedLink(targetPort: number, shape: LinkShape): Promise<ShapedLink> {
+/** A link on this host's loopback to `targetHost:targetPort`. */
+export async function startShapedLink(targetHost: string, targetPort: number, shape: LinkShape): Promise<ShapedLink> {
   let down = 0;
   let up = 0;
   const sockets = new Set<net.Socket>();
   // Half-open: a side's FIN must travel through the pipe too, after the data before it.
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const upstream = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
+    const upstream = net.connect({ port: targetPort, host: targetHost, allowHalfOpen: true });
     sockets.add(client).add(upstream);
     new Pipe(shape, client, upstream, (bytes) => { up += bytes; });
     new Pipe(shape, upstream, client, (bytes) => { down += bytes; });

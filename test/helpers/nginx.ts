@@ -1,10 +1,11 @@
-// A real nginx for tests: serves repository directories at /cvmfs/<fqrn>/ on 127.0.0.1 and a
-// random free port, with everything (config, pid, logs, temp dirs) in its own temp prefix.
+// A real nginx for tests: serves repository directories at /cvmfs/<fqrn>/ on loopback (or another
+// place) and a random free port, with everything (config, pid, logs, temp dirs) in its own temp prefix.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LOOPBACK, type ServerPlace } from './process.ts';
 
 export const NGINX_BINARY = '/usr/sbin/nginx';
 
@@ -18,9 +19,9 @@ export interface AccessLogEntry {
 
 export interface NginxServer {
   readonly port: number;
-  /** http://127.0.0.1:<port> */
+  /** http://<address>:<port> */
   readonly baseUrl: string;
-  /** http://127.0.0.1:<port>/cvmfs/<fqrn> */
+  /** http://<address>:<port>/cvmfs/<fqrn> */
   repositoryUrl(fqrn: string): string;
   /** Requests served so far, oldest first. */
   accessLog(): Promise<AccessLogEntry[]>;
@@ -28,14 +29,14 @@ export interface NginxServer {
   stop(): Promise<void>;
 }
 
-/** Starts nginx serving each `repositories[fqrn]` directory at /cvmfs/<fqrn>/. */
-export async function startNginx(repositories: Readonly<Record<string, string>>): Promise<NginxServer> {
+/** Starts nginx serving each `repositories[fqrn]` directory at /cvmfs/<fqrn>/, by default on loopback. */
+export async function startNginx(repositories: Readonly<Record<string, string>>, place: ServerPlace = LOOPBACK): Promise<NginxServer> {
   // A free port can be taken between probing and nginx binding it; try a few.
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
     const prefix = await mkdtemp(join(tmpdir(), 'nginx-test-'));
     try {
-      return await launch(prefix, await freePort(), repositories);
+      return await launch(prefix, place, await freePort(), repositories);
     } catch (error) {
       lastError = error;
       await rm(prefix, { recursive: true, force: true });
@@ -44,7 +45,7 @@ export async function startNginx(repositories: Readonly<Record<string, string>>)
   throw lastError;
 }
 
-async function launch(prefix: string, port: number, repositories: Readonly<Record<string, string>>): Promise<NginxServer> {
+async function launch(prefix: string, place: ServerPlace, port: number, repositories: Readonly<Record<string, string>>): Promise<NginxServer> {
   const accessLogPath = join(prefix, 'access.log');
   const errorLogPath = join(prefix, 'error.log');
   const locations = Object.entries(repositories)
@@ -70,7 +71,7 @@ http {
   uwsgi_temp_path ${quote(join(prefix, 'uwsgi'))};
   scgi_temp_path ${quote(join(prefix, 'scgi'))};
   server {
-    listen 127.0.0.1:${port};
+    listen ${place.address}:${port};
 ${locations}
   }
 }
@@ -78,10 +79,10 @@ ${locations}
   const configPath = join(prefix, 'nginx.conf');
   await writeFile(configPath, config);
   await writeFile(accessLogPath, '');
-  const child = spawn(NGINX_BINARY, ['-p', prefix, '-c', configPath, '-e', errorLogPath], { stdio: 'ignore' });
+  const child = spawn(...place.command(NGINX_BINARY, ['-p', prefix, '-c', configPath, '-e', errorLogPath]), { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
-    await waitUntilListening(port, child, exited);
+    await waitUntilListening(place.address, port, child, exited);
   } catch (error) {
     child.kill('SIGKILL');
     await exited;
@@ -90,7 +91,7 @@ ${locations}
   }
 
   let stopped = false;
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `http://${place.address}:${port}`;
   return {
     port,
     baseUrl,
@@ -132,21 +133,21 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitUntilListening(port: number, child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+async function waitUntilListening(address: string, port: number, child: ChildProcess, exited: Promise<number | null>): Promise<void> {
   const deadline = Date.now() + 10_000;
   let done = false;
   void exited.then(() => (done = true));
   while (Date.now() < deadline) {
     if (done) throw new Error(`nginx exited with code ${child.exitCode}`);
-    if (await canConnect(port)) return;
+    if (await canConnect(address, port)) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   throw new Error(`nothing listens on port ${port} after 10 s`);
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = connect(port, address);
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);

@@ -47,6 +47,16 @@ function hasExited(child: ChildProcess): boolean {
 }
 
 /** Starts a long-lived process with stdout and stderr appended to logPath. */
+/** Where a test server runs: this host's loopback, or elsewhere (another network namespace). */
+export interface ServerPlace {
+  /** The address the server listens on, and that clients connect to. */
+  readonly address: string;
+  /** The command line that runs `command args` there. */
+  command(command: string, args: readonly string[]): [string, string[]];
+}
+
+export const LOOPBACK: ServerPlace = { address: '127.0.0.1', command: (command, args) => [command, [...args]] };
+
 export function spawnLogged(command: string, args: readonly string[], logPath: string, cwd?: string): ChildProcess {
   const log = openSync(logPath, 'a');
   try {

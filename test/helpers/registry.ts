@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pollUntil, run, spawnLogged, tailFile, terminate, type Stoppable } from './process.ts';
+import { LOOPBACK, pollUntil, run, spawnLogged, tailFile, terminate, type ServerPlace, type Stoppable } from './process.ts';
 
 export const REGISTRY_BINARY = '/usr/bin/docker-registry';
 const TOKEN_ISSUER = 'cvmfsgd-test-token-issuer';
@@ -31,6 +31,8 @@ export interface TokenServerOptions {
 export interface RegistryOptions {
   basicAuth?: { username: string; password: string };
   tokenAuth?: TokenServerOptions;
+  /** Where the registry runs; default this host's loopback. */
+  place?: ServerPlace;
 }
 
 /** One request the token server answered (or refused). */
@@ -79,6 +81,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       pushCredentials = user && `${user[0]}:${user[1]}`;
     }
     const configPath = join(dir, 'config.yml');
+    const place = options.place ?? LOOPBACK;
     // Port 0: the registry binds a free port itself and logs it, so no port can be taken in between.
     await writeFile(
       configPath,
@@ -91,11 +94,11 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:0
+  addr: ${place.address}:0
   secret: ${randomBytes(16).toString('hex')}
 ${authSection}`,
     );
-    child = spawnLogged(REGISTRY_BINARY, ['serve', configPath], logPath);
+    child = spawnLogged(...place.command(REGISTRY_BINARY, ['serve', configPath]), logPath);
     const started = child;
     let spawnError: Error | undefined;
     started.once('error', (error) => (spawnError = error));
@@ -104,7 +107,7 @@ ${authSection}`,
       async () => {
         if (spawnError) throw new Error(`${REGISTRY_BINARY} could not start (apt-get install docker-registry): ${spawnError.message}`);
         if (started.exitCode !== null) throw new Error(`docker-registry exited with ${started.exitCode}:\n${tailFile(logPath)}`);
-        host = /msg="listening on (127\.0\.0\.1:\d+)"/.exec(readFileSync(logPath, 'utf8'))?.[1];
+        host = /msg="listening on ([\d.]+:\d+)"/.exec(readFileSync(logPath, 'utf8'))?.[1];
         return host !== undefined && (await answers(`http://${host}/v2/`));
       },
       15_000,
