@@ -247,6 +247,36 @@ test('the kernel keeps pages, names and misses: content is read from the server 
   assert.equal(lookups.get('big.bin'), 1, 'the name is cached');
 });
 
+test('a filesystem without open gets no OPEN or RELEASE after the first, and keeps its pages', async (t) => {
+  const fs = buildTree();
+  // The same tree without open/release (reads then come with handle 0, which the tree checks
+  // against the handle its open would have made); its methods still run on the tree itself.
+  const openless = new Proxy(fs, {
+    get: (target, name) => {
+      if (name === 'open' || name === 'release') return undefined;
+      if (name === 'read') {
+        return (ino: bigint, handle: bigint, offset: number, size: number) => {
+          assert.equal(handle, 0n);
+          return target.read(ino, ino * 10n, offset, size);
+        };
+      }
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const { mountpoint } = await mountForTest(t, openless);
+  const at = (p: string) => path.join(mountpoint, p);
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
+    assert.equal((await run('cat', [at('hello.txt'), at('dir/nested/deep.txt')])).stdout, 'hello, world\ndeep\n');
+  }
+  assert.equal(fs.calls.get('open'), undefined);
+  assert.equal(fs.calls.get('release'), undefined);
+  assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) < 2 * BIG.length, 'later opens use the page cache');
+  const write = await sh(`echo x > ${q(at('hello.txt'))}`, true);
+  assert.match(write.stderr, /Read-only file system/);
+});
+
 test('inodes the kernel evicts are forgotten, and found again on the next lookup', async (t) => {
   const fs = buildTree();
   const { mountpoint } = await mountForTest(t, fs);

@@ -411,6 +411,18 @@ test('OPEN keeps the page cache; READ returns at most the size asked for', async
   assert.equal(fs.calls.get('release'), 1);
 });
 
+test('a filesystem without open answers OPEN with ENOSYS, so the kernel stops sending OPEN and RELEASE', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, { ...fs, lookup: fs.lookup.bind(fs), getattr: fs.getattr.bind(fs), readlink: fs.readlink.bind(fs), readdir: fs.readdir.bind(fs), read: (ino, _handle, offset, size) => fs.read(ino, ino * 10n, offset, size) });
+  const ino = fs.attrOf('file').ino;
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
+  assert.equal((await session.reply()).error, errno.ENOSYS);
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_WRONLY, 0));
+  assert.equal((await session.reply()).error, errno.EROFS, 'a write open is still refused as such');
+  session.send(OPCODE.READ, ino, readIn(0n, 2, 3));
+  assert.equal((await session.reply()).payload.toString(), 'nte', 'reads come with handle 0');
+});
+
 test('errors a filesystem throws on purpose reach the caller as their errno', async (t) => {
   const fs = sampleTree();
   fs.beforeRead = async () => {
