@@ -17,9 +17,10 @@ cli
   .option('--cache <dir>', 'Object cache of the embedded CernVM-FS client', { default: '/var/lib/cvmfs-graphdriver/cache' })
   .option('--cache-size <MB>', 'Bound of that cache', { default: 4000 })
   .option('--log-dir <dir>', 'Logs of the repository mounts', { default: '/var/log/cvmfs-graphdriver' })
+  .option('--client <kind>', 'CernVM-FS client that mounts repositories: auto, embedded or cvmfs2 (auto: cvmfs2 where installed, for repositories configured in /etc/cvmfs; the embedded one otherwise)', { default: 'auto' })
   .example('cvmfs-graphdriver serve-driver --socket /run/docker/plugins/cvmfs.sock   # then: dockerd --experimental -s cvmfs')
   .example('cvmfs-graphdriver serve-driver --repository images.example.org=http://cvmfs.example.org/cvmfs/@fqrn@,key=/etc/images.pub')
-  .action(async (flags: { socket: string; state?: string; repository: string | string[]; cvmfsConfig: string; cache: string; cacheSize: number; logDir: string }) => {
+  .action(async (flags: { socket: string; state?: string; repository: string | string[]; cvmfsConfig: string; cache: string; cacheSize: number; logDir: string; client: string }) => {
     const { serveDriverCommand } = await import('./driver/serve-command.ts');
     await serveDriverCommand({ ...flags, repository: ([] as string[]).concat(flags.repository) });
   });

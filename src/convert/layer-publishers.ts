@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { findOnPath } from '../core/fs/run.ts';
 import { log } from '../core/log.ts';
 import { isCvmfsError } from '../core/cvmfs/errors.ts';
 import { ingest } from '../core/cvmfs/publish/ingest.ts';
@@ -89,7 +90,7 @@ function cvmfsServerPublisher(fqrn: string): LayerPublisher {
 }
 
 function hasCvmfsServer(): boolean {
-  return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(path.join(dir, 'cvmfs_server')));
+  return findOnPath('cvmfs_server') !== undefined;
 }
 
 /** `repository` is a publisher directory (embedded) or, with cvmfs_server installed, a name. */

@@ -14,6 +14,7 @@ import { checkDriverOptions } from './options.ts';
 import type { Change, InitRequest, LayerRequest } from './protocol.ts';
 import { RepositoryMounts, type RepositoryMounter } from './repository-mounts.ts';
 import { ThinLayers } from './thin-layers.ts';
+import { WhiteoutLayers } from './whiteout-layers.ts';
 
 // The graphdriver itself: overlay2's behaviour on overlay2's on-disk layout, with every piece of
 // state on disk so that a restarted plugin (which dockerd never re-initialises) carries on.
@@ -33,6 +34,7 @@ interface Started {
   store: LayerStore;
   thin: ThinLayers;
   repositories: RepositoryMounts;
+  whiteouts: WhiteoutLayers;
 }
 
 export class OverlayDriver {
@@ -79,7 +81,8 @@ export class OverlayDriver {
     await store.open();
     const thin = new ThinLayers(store, this.thinSupport.allowedRepositories);
     const repositories = new RepositoryMounts(request.Home, this.thinSupport.mounter, this.thinSupport.idleUnmountMs);
-    this.started = { store, thin, repositories };
+    const whiteouts = new WhiteoutLayers(store, (repository) => this.thinSupport.mounter.rawWhiteouts(repository));
+    this.started = { store, thin, repositories, whiteouts };
     this.mountRefs.clear();
     this.heldRepositories.clear();
     // Layers still mounted were handed out by the previous process; each counts as one Get,
@@ -146,7 +149,7 @@ export class OverlayDriver {
   async get(request: LayerRequest): Promise<string> {
     const id = checkLayerId(request.ID);
     return this.locks.run(id, async () => {
-      const { store, thin, repositories } = this.parts();
+      const { store, thin, repositories, whiteouts } = this.parts();
       if (!(await store.exists(id))) throw new Error(`layer ${id} does not exist`);
       // A layer with nothing below is its own diff, unmounted; for a thin layer that is what
       // docker save and push read, so only thin.json travels.
@@ -158,7 +161,7 @@ export class OverlayDriver {
         await repositories.acquire(chain.repositories);
         const held = new Set(chain.repositories.keys());
         try {
-          await this.mount(id, chain.lowers, kind);
+          await this.mount(id, await whiteouts.lowers(chain), kind);
         } catch (err) {
           await repositories.release(held);
           throw err;
@@ -263,13 +266,14 @@ export class OverlayDriver {
   async changes(request: LayerRequest): Promise<Change[]> {
     const id = checkLayerId(request.ID);
     await this.checkParent(id, request.Parent);
-    const { store, thin, repositories } = this.parts();
+    const { store, thin, repositories, whiteouts } = this.parts();
     // Compared with what the container sees below it, thin layers expanded; dockerd asks for
     // this of stopped containers too, so the repositories are held for the walk.
     const chain = await thin.expand(await store.lowerLinks(id));
     await repositories.acquire(chain.repositories);
     try {
-      return await overlayChanges(store.diffDir(id), chain.lowers.map((link) => path.join(store.home, link)));
+      const lowers = await whiteouts.lowers(chain);
+      return await overlayChanges(store.diffDir(id), lowers.map((link) => path.join(store.home, link)));
     } finally {
       await repositories.release(chain.repositories.keys());
     }

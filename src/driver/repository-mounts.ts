@@ -11,7 +11,13 @@ import { isMountPoint } from '../core/fs/mounts.ts';
 
 /** How a repository gets mounted: the embedded client, or the real cvmfs2 where installed. */
 export interface RepositoryMounter {
-  readonly name: string;
+  /** The client that mounts `repository`, as the log names it. */
+  clientName(repository: string): string;
+  /**
+   * Whether the client shows `repository` as it is stored, `.wh.*` files and `.cvmfscatalog`
+   * markers as plain files (cvmfs2 does), rather than as image layers ready for overlay.
+   */
+  rawWhiteouts(repository: string): boolean;
   /** Mounts `repository` read-only at the empty directory `target`; resolves once it serves. */
   mount(repository: string, target: string): Promise<void>;
   /** Unmounts `target`, also when the process serving it is gone. */
@@ -117,7 +123,7 @@ export class RepositoryMounts {
       await this.mounter.unmount(target);
     }
     await fs.mkdir(target, { recursive: true });
-    log.info(`mounting repository ${repository} at ${target} with ${this.mounter.name}`);
+    log.info(`mounting repository ${repository} at ${target} with ${this.mounter.clientName(repository)}`);
     await this.mounter.mount(repository, target);
   }
 

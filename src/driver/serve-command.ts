@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { log } from '../core/log.ts';
-import { embeddedMounter } from './embedded-mounter.ts';
+import { selectRepositoryClients } from './client-selection.ts';
 import { OverlayDriver } from './overlay-driver.ts';
 import { allowedRepositories, parseRepositorySpec, type RepositoryAccess } from './repository-config.ts';
 import { serveDriver } from './server.ts';
@@ -13,6 +13,7 @@ export interface ServeDriverFlags {
   cache: string;
   cacheSize: number;
   logDir: string;
+  client: string;
 }
 
 /** Where Init is remembered when --state is not given: beside the socket's name, under /run. */
@@ -35,7 +36,7 @@ export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void>
   const socket = path.resolve(flags.socket);
   const access: RepositoryAccess = { specs: repositorySpecs(flags), configRoot: flags.cvmfsConfig, cacheDir: flags.cache, cacheMb: Number(flags.cacheSize) };
   const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), {
-    mounter: embeddedMounter(access, flags.logDir),
+    mounter: selectRepositoryClients(flags.client, access, flags.logDir),
     allowedRepositories: allowedRepositories(access),
   });
   if (access.specs.size > 0) log.info(`thin images may use: ${[...access.specs.keys()].join(', ')}`);

@@ -13,6 +13,8 @@ export interface ExpandedChain {
   lowers: string[];
   /** Repositories the chain reads from, with the layer paths it needs in each; they must be mounted before the overlay. */
   repositories: Map<string, string[]>;
+  /** The lowers that are repository layer dirs, with the repository and path inside it each stands for. */
+  repositoryLayers: Map<string, { repository: string; inside: string }>;
 }
 
 export class ThinLayers {
@@ -53,6 +55,7 @@ export class ThinLayers {
   async expand(links: string[]): Promise<ExpandedChain> {
     const lowers: string[] = [];
     const repositories = new Map<string, string[]>();
+    const repositoryLayers = new Map<string, { repository: string; inside: string }>();
     for (const link of links) {
       const id = await this.store.layerOfLink(link);
       const descriptor = await this.descriptor(id);
@@ -62,10 +65,12 @@ export class ThinLayers {
       }
       for (const { repository, inside } of this.repositoryLayers(id, descriptor).reverse()) {
         repositories.set(repository, [...(repositories.get(repository) ?? []), inside]);
-        lowers.push(await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside)));
+        const layerLink = await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside));
+        lowers.push(layerLink);
+        repositoryLayers.set(layerLink, { repository, inside });
       }
     }
-    return { lowers, repositories };
+    return { lowers, repositories, repositoryLayers };
   }
 
   /** What the thin layer `id` needs mounted: each repository with the layer paths it reads there. */

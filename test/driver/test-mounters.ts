@@ -6,7 +6,8 @@ import { isMountPoint } from '../../src/core/fs/mounts.ts';
 import type { RepositoryMounter } from '../../src/driver/repository-mounts.ts';
 
 export const refusingMounter: RepositoryMounter = {
-  name: 'none',
+  clientName: () => 'none',
+  rawWhiteouts: () => false,
   mount: async (repository) => {
     throw new Error(`test: no client for ${repository}`);
   },
@@ -16,13 +17,15 @@ export const refusingMounter: RepositoryMounter = {
 
 /**
  * Mounts a snapshot of `<root>/<repository>` at the target, as a client mounts the revision
- * current at that moment, and counts what it did.
+ * current at that moment, and counts what it did. With `rawWhiteouts` it stands for cvmfs2: the
+ * snapshot holds layers as CernVM-FS stores them (`.wh.*` and `.cvmfscatalog` as plain files).
  */
-export function bindMounter(root: string): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
+export function bindMounter(root: string, options: { rawWhiteouts?: boolean } = {}): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
   const mounts: string[] = [];
   const unmounts: string[] = [];
   return {
-    name: 'bind mounts',
+    clientName: () => 'bind mounts',
+    rawWhiteouts: () => options.rawWhiteouts ?? false,
     mounts,
     unmounts,
     mount: async (repository, target) => {

@@ -14,10 +14,10 @@ import type { Repository } from './repository.ts';
 // that ingestion adds to make each layer a nested catalog are not part of the image: hidden.
 
 const WHITEOUT_PREFIX = '.wh.';
-const AUFS_META_PREFIX = '.wh..wh.';
+export const AUFS_META_PREFIX = '.wh..wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
-const CATALOG_MARKER = '.cvmfscatalog';
+export const CATALOG_MARKER = '.cvmfscatalog';
 
 export interface FuseViewOptions {
   /** Present directories as image layers for overlay: whiteouts converted, catalog markers hidden. */

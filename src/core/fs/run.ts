@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
 
 export interface RunOptions {
   cwd?: string;
@@ -37,4 +39,19 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     child.stdin.on('error', () => {}); // a helper that exits early closes its stdin; its exit code tells the story
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Where `program` is found on PATH, as a shell would run it; undefined when it is not installed. */
+export function findOnPath(program: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, program);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not in this directory, or not executable there: the shell would look further too.
+    }
+  }
+  return undefined;
 }

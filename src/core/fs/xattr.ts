@@ -36,6 +36,17 @@ function unescapeDumpPath(text: string): string {
  */
 export async function readTreeXattrs(root: string): Promise<Map<string, XattrMap>> {
   const { stdout } = await run('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '.'], { cwd: root });
+  return parseDump(stdout);
+}
+
+/** The extended attributes of just these paths below `root`, keyed like readTreeXattrs. */
+export async function readPathXattrs(root: string, relPaths: readonly string[]): Promise<Map<string, XattrMap>> {
+  if (relPaths.length === 0) return new Map();
+  const { stdout } = await run('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', ...relPaths.map((rel) => (rel === '' ? '.' : `./${rel}`))], { cwd: root });
+  return parseDump(stdout);
+}
+
+function parseDump(stdout: Buffer): Map<string, XattrMap> {
   const result = new Map<string, XattrMap>();
   let current: XattrMap | undefined;
   for (const line of stdout.toString('utf8').split('\n')) {
