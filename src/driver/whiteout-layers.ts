@@ -3,6 +3,8 @@ import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AUFS_META_PREFIX, CATALOG_MARKER } from '../core/cvmfs/fuse-view.ts';
+import { IMAGE_LAYERS_SUBTYPE } from '../core/cvmfs/mount-command.ts';
+import { listMounts } from '../core/fs/mounts.ts';
 import { makeSpecialFiles } from '../core/fs/special-files.ts';
 import { readPathXattrs, writeTreeXattrs } from '../core/fs/xattr.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
@@ -137,9 +139,10 @@ export class WhiteoutLayers {
   /** The lowers of `chain` with each raw repository layer between its pair; the repositories must be mounted. */
   async lowers(chain: ExpandedChain): Promise<string[]> {
     const lowers: string[] = [];
+    const raw = await this.rawRepositories(chain);
     for (const link of chain.lowers) {
       const layer = chain.repositoryLayers.get(link);
-      if (!layer || !this.showsRaw(layer.repository)) {
+      if (!layer || !raw.has(layer.repository)) {
         lowers.push(link);
         continue;
       }
@@ -149,6 +152,18 @@ export class WhiteoutLayers {
       if (pair.below) lowers.push(await this.store.externalLink(path.join(WHITEOUTS_DIR, pair.key, 'below')));
     }
     return lowers;
+  }
+
+  /**
+   * The chain's repositories whose mounts show their layers raw. A mount that presents image
+   * layers is taken as such whatever the client would be now: after a restart with another
+   * --client the driver adopts mounts made before, and walking one of those would find no
+   * markers and keep that as the layer's pair.
+   */
+  private async rawRepositories(chain: ExpandedChain): Promise<Set<string>> {
+    const presentsLayers = new Set((await listMounts()).filter((mount) => mount.fsType === `fuse.${IMAGE_LAYERS_SUBTYPE}`).map((mount) => mount.mountPoint));
+    const mountPoint = (repository: string) => path.join(this.store.home, RepositoryMounts.relativeMountPoint(repository));
+    return new Set([...chain.repositories.keys()].filter((repository) => this.showsRaw(repository) && !presentsLayers.has(mountPoint(repository))));
   }
 
   private async pair(repository: string, inside: string): Promise<WhiteoutPair> {

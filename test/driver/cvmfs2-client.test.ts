@@ -7,18 +7,22 @@
 // The fixture's two layers are stacked on an ordinary layer holding what layer 2 deletes and
 // hides: the container must see what it sees with the embedded client.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { walkTree } from '../../src/core/fs/walk.ts';
+import { isMounted } from '../../src/core/fuse/mount.ts';
 import { log } from '../../src/core/log.ts';
 import { selectRepositoryClients } from '../../src/driver/client-selection.ts';
 import { cvmfs2Mounter } from '../../src/driver/cvmfs2-mounter.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import type { RepositoryMounter } from '../../src/driver/repository-mounts.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
+import { pollUntil } from '../helpers/process.ts';
 import { FQRN, PUBLIC_KEY, REPOSITORY_DIR } from '../cvmfs/fixture.ts';
 import { chunks, describeTree, dir, file, makeTar, removeDir } from '../overlay/fixtures.ts';
 
@@ -136,6 +140,34 @@ describe('thin layers mounted by cvmfs2 (a stand-in showing the repository raw)'
     const expected = await describeTree(viaEmbedded.root);
     assert.ok(expected.has('perm/setuid-exec') && expected.has('etc/config.ini'), 'both layers are there');
     assert.deepEqual(await describeTree(viaCvmfs2.root), expected);
+  });
+
+  test('a repository mount that presents image layers is used as it is, even with cvmfs2 configured', async (t) => {
+    // As after a restart with --client changed: the embedded client's mount is still there and
+    // gets adopted; walking it for markers would find none and keep an empty pair for the layers.
+    const name = 'adopted';
+    const target = path.join(work, name, 'home', 'cvmfs', FQRN);
+    await mkdir(target, { recursive: true });
+    const server = spawn(process.execPath, [MAIN, 'mount', `${nginx.baseUrl}/cvmfs/${FQRN}`, target, '--fqrn', FQRN, '--key', PUBLIC_KEY, '--cache', path.join(work, 'adopted-cache'), '--image-layers'], { stdio: 'ignore' });
+    const exited = once(server, 'exit');
+    const stopServer = async () => {
+      if (server.exitCode === null) server.kill();
+      await exited;
+    };
+    let started;
+    try {
+      await pollUntil(() => isMounted(target), 15_000, () => `${target} was not mounted`);
+      started = await container(t, name, cvmfs2Mounter(cvmfs2, path.join(work, 'logs')));
+    } catch (error) {
+      await stopServer();
+      throw error;
+    }
+    // After the driver's Cleanup (hooks run in order), which unmounts the overlay above it.
+    t.after(stopServer);
+    const { home, root } = started;
+    assert.ok(!(await readdir(root)).includes('removed'), 'layer 2 still deletes removed');
+    assert.deepEqual(await readdir(path.join(root, 'etc')), ['config.ini']);
+    assert.equal(await stat(path.join(home, 'cvmfs-whiteouts')).catch(() => undefined), undefined, 'no whiteout pair was made from a mount that needs none');
   });
 
   test('a cvmfs2 that fails is reported with its own words', async () => {

@@ -7,6 +7,12 @@ import { RepositoryFuseView } from './fuse-view.ts';
 import { resolveRepository, type RepositoryLocator } from './locator.ts';
 import { Repository } from './repository.ts';
 
+/**
+ * The mount type (`fuse.<subtype>`) of a repository presented as image layers, so that a driver
+ * finding such a mount knows its whiteouts are in place without asking how it was made.
+ */
+export const IMAGE_LAYERS_SUBTYPE = 'cvmfs-graphdriver-layers';
+
 /** Content is immutable and local once cached, so sequential reads can run far ahead. */
 const READAHEAD_KB = 1024;
 
@@ -26,7 +32,7 @@ export async function mountCommand(repositoryName: string, mountpoint: string, f
   const repository = await Repository.open(await resolveRepository({ ...flags, repository: repositoryName }));
   try {
     const view = await RepositoryFuseView.create(repository, { imageLayers: flags.imageLayers ?? false });
-    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: 'cvmfs-graphdriver', readaheadKb: READAHEAD_KB });
+    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: flags.imageLayers ? IMAGE_LAYERS_SUBTYPE : 'cvmfs-graphdriver', readaheadKb: READAHEAD_KB });
     log.info(`serving ${repository.fqrn} revision ${repository.revision} read-only at ${target}`);
     const stop = () => void server.unmount().catch((err: Error) => log.error(`unmounting ${target}: ${err.message}`));
     process.once('SIGTERM', stop);
