@@ -12,9 +12,19 @@ import type { RepositoryAccess } from './repository-config.ts';
 // a legacy plugin, so running containers keep their files; the restarted driver finds the
 // mounts alive and adopts them.
 
-/** How to run this same program again: the single executable, or Node with the entry script. */
+/** This program's entry script when run by Node: the source's or the bundle's. */
+const ENTRY_SCRIPT = /(^|\/)(main\.ts|cvmfs-graphdriver\.cjs)$/;
+
+/**
+ * How to run this same program again: the single executable, or Node with the entry script.
+ * A process that only embeds the driver (a test) has some other script as its entry, and
+ * running that again would start the embedder over, again and again.
+ */
 function selfCommand(): string[] {
-  return sea.isSea() ? [process.execPath] : [process.execPath, ...process.execArgv, process.argv[1]!];
+  if (sea.isSea()) return [process.execPath];
+  const entry = process.argv[1] ?? '';
+  if (!ENTRY_SCRIPT.test(entry)) throw new Error(`the embedded client runs this program again, but this process was started from ${entry || 'no script'}, not from src/main.ts or the bundle`);
+  return [process.execPath, ...process.execArgv, entry];
 }
 
 export function embeddedMounter(access: RepositoryAccess, logDir: string): RepositoryMounter {
