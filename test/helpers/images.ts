@@ -1,6 +1,7 @@
-// Test images built without docker or network: layers are staged on disk as root (so owners,
-// devices and security.* xattrs are real) and tarred with GNU tar, then wrapped as a
-// docker-archive (`manifest.json`, config, `<diff id>/layer.tar`) that `docker load` accepts.
+// Test images built without docker (and, but for the Debian one, without network): layers are
+// staged on disk as root (so owners, devices and security.* xattrs are real) and tarred with
+// GNU tar, then wrapped as a docker-archive (`manifest.json`, config, `<diff id>/layer.tar`)
+// that `docker load` accepts.
 // Builds are cached across runs, keyed by their parameters and a fingerprint of this file.
 
 import { createHash, randomFillSync } from 'node:crypto';
@@ -13,6 +14,9 @@ import { requireRoot, run } from './process.ts';
 
 const CACHE_DIR = join(tmpdir(), 'cvmfsgd-test-images');
 const BUSYBOX = '/bin/busybox';
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEBIAN_SUITE = 'bookworm';
+const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 /** mtime of every staged entry that does not ask for another: 2020-01-01T00:00:00Z. */
 const DEFAULT_MTIME = 1577836800;
 
@@ -21,6 +25,14 @@ export interface ImageArchive {
   path: string;
   /** The RepoTag in its manifest. */
   tag: string;
+}
+
+/** The `config` of an image: what its containers start with. */
+interface RunConfig {
+  Env: string[];
+  Cmd: string[];
+  WorkingDir?: string;
+  Labels?: Record<string, string>;
 }
 
 /** cap_net_bind_service+ep as a VFS_CAP_REVISION_2 `security.capability` value. */
@@ -126,6 +138,51 @@ export async function hostImage(tag: string, layerSources: readonly (readonly st
       );
     }
     await writeDockerArchive(out, work, tag, layers);
+  });
+  return { path, tag };
+}
+
+/**
+ * Debian bookworm as `debootstrap --variant=minbase` installs it (essential packages and apt,
+ * about 120 MB without apt's caches), as one layer: a real distribution with its package
+ * database, thousands of files with the mtimes dpkg gave them, hard links and setuid programs.
+ * Unlike the other images its bytes differ from build to build (install times, point releases).
+ * Needs debootstrap and the Debian mirror; says which is missing rather than building less.
+ */
+export async function debianMinbaseImage(): Promise<ImageArchive> {
+  const tag = `cvmfsgd-test/debian-minbase:${DEBIAN_SUITE}`;
+  const path = await cached(`debian-minbase-${DEBIAN_SUITE}.tar`, async (out, work) => {
+    if ((await run('sh', ['-c', 'command -v debootstrap'], { allowFail: true })).code !== 0) {
+      throw new Error('the Debian minbase test image needs debootstrap, which is not installed (apt-get install debootstrap)');
+    }
+    // Asked with wget, which debootstrap downloads with, so both see the same proxy settings.
+    const release = `${DEBIAN_MIRROR}/dists/${DEBIAN_SUITE}/InRelease`;
+    const probe = await run('wget', ['--no-verbose', '--spider', '--tries=1', '--timeout=30', release], { allowFail: true });
+    if (probe.code !== 0) {
+      throw new Error(`the Debian minbase test image needs the Debian mirror, which is unreachable: ${release}: ${probe.stderr.trim()}`);
+    }
+    const layer = await layerTar(
+      work,
+      async (stage) => {
+        // A system's / is 0755; the stage's 0700 would lock users other than root out of it.
+        await chmod(stage.root, 0o755);
+        // In a mount namespace of its own, the /proc and /sys that debootstrap mounts in the
+        // target end with it even if it is killed, so removing the stage never descends into them.
+        await run('unshare', ['--mount', '--propagation', 'private', 'debootstrap', '--variant=minbase', DEBIAN_SUITE, stage.root, DEBIAN_MIRROR]);
+        // Downloaded packages and package lists are apt's caches, fetched again by the next
+        // `apt-get update` or install (Debian's own container images ship without them too);
+        // kept, they would add tens of MB to every build, push and conversion of this image.
+        // The directories stay: apt's package owns them, and `dpkg --verify` would miss them.
+        await run('sh', ['-c', 'rm -f "$0"/var/cache/apt/archives/*.deb && find "$0"/var/lib/apt/lists -maxdepth 1 -type f -delete', stage.root]);
+      },
+      { ownMtimes: true },
+    );
+    await writeDockerArchive(out, work, tag, [layer], {
+      Env: [DEFAULT_PATH, 'LANG=C.UTF-8'],
+      Cmd: ['/bin/bash'],
+      WorkingDir: '/root',
+      Labels: { 'org.opencontainers.image.title': `Debian ${DEBIAN_SUITE} minbase (debootstrap)` },
+    });
   });
   return { path, tag };
 }
@@ -330,11 +387,15 @@ class Stage {
   }
 }
 
-/** Stages one layer and tars it (into work) the way Docker does: entries without a `./` prefix. */
-async function layerTar(work: string, fill: (stage: Stage) => Promise<void>): Promise<string> {
+/**
+ * Stages one layer and tars it (into work) the way Docker does: entries without a `./` prefix.
+ * ownMtimes: fill made its entries with the times they should keep (a system a package manager
+ * installed), which finish() would otherwise flatten to DEFAULT_MTIME.
+ */
+async function layerTar(work: string, fill: (stage: Stage) => Promise<void>, { ownMtimes = false } = {}): Promise<string> {
   const stage = await Stage.create(work);
   await fill(stage);
-  await stage.finish();
+  if (!ownMtimes) await stage.finish();
   const out = `${stage.root}.tar`;
   await tarDirectory(stage.root, out, (await readdir(stage.root)).sort(compareBytes));
   // Big images would otherwise hold every byte twice until the build ends.
@@ -368,7 +429,13 @@ async function tarDirectory(root: string, out: string, entries: readonly string[
  * Wraps layer tars as a docker-archive. Layers built in work are moved in; others (the cached
  * busybox rootfs) are copied.
  */
-async function writeDockerArchive(out: string, work: string, tag: string, layers: readonly string[]): Promise<void> {
+async function writeDockerArchive(
+  out: string,
+  work: string,
+  tag: string,
+  layers: readonly string[],
+  runConfig: RunConfig = { Env: [DEFAULT_PATH], Cmd: ['sh'] },
+): Promise<void> {
   const dir = await mkdtemp(join(work, 'archive-'));
   const diffIds: string[] = [];
   const layerPaths: string[] = [];
@@ -386,7 +453,7 @@ async function writeDockerArchive(out: string, work: string, tag: string, layers
     architecture: process.arch === 'x64' ? 'amd64' : process.arch,
     os: 'linux',
     created,
-    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] },
+    config: runConfig,
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: layers.map(() => ({ created, created_by: 'cvmfs-graphdriver test image builder' })),
   });

@@ -1,7 +1,8 @@
 // make-thin and thin images end to end: a real registry holds a multi-layer image with
 // deletions and opaque dirs; make-thin publishes its layers into a repository (embedded
 // publisher) served by nginx and loads the thin image into a dockerd running serve-driver;
-// the container's tree is compared with the original image's under Docker's overlay2.
+// the container's tree is compared with the original image's under Docker's overlay2. A Debian
+// minbase from debootstrap goes the same way, as an image made of a real distribution.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { initRepository } from '../../src/core/cvmfs/publish/init.ts';
 import { startDockerd, startLegacyPlugin, uniquePluginName, type Dockerd, type PluginProcess } from '../helpers/dockerd.ts';
-import { featureImage } from '../helpers/images.ts';
+import { debianMinbaseImage, featureImage } from '../helpers/images.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 import { run } from '../helpers/process.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
@@ -46,6 +47,33 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
 
   const makeThin = (args: string[], allowFail = false) =>
     run(NODE, [MAIN, 'make-thin', ...args], { env: { ...process.env, DOCKER_HOST: ours.host }, allowFail });
+
+  /** The thin image's config is the original's, plus the origin label make-thin adds. */
+  const assertSameConfig = async (thinImage: string, original: string) => {
+    const config = async (d: Dockerd, image: string) => JSON.parse((await d.docker(['image', 'inspect', '--format', '{{json .Config}}', image])).stdout);
+    const thin = await config(ours, thinImage);
+    const expected = await config(reference, original);
+    assert.match(thin.Labels['org.cvmfs.graphdriver.origin'], new RegExp(`^${original.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}@sha256:[0-9a-f]{64}$`));
+    delete thin.Labels['org.cvmfs.graphdriver.origin'];
+    if (Object.keys(thin.Labels).length === 0) thin.Labels = expected.Labels;
+    assert.deepEqual(thin, expected);
+  };
+
+  /**
+   * A fresh container of the thin image has the tree of one of the original under overlay2.
+   * CernVM-FS catalogs keep hard links only inside one directory, and ingestion (ours, like
+   * cvmfs_server's) stores every hard link as an independent copy: same content and metadata,
+   * no shared inode. That is the one difference allowed, and only on paths the original links.
+   * Returns how many paths were compared.
+   */
+  const assertSameTree = async (thinImage: string, original: string) => {
+    const [mine, theirs] = await Promise.all([exportTree(ours, thinImage), exportTree(reference, original)]);
+    const unlinked = new Set(
+      [...theirs.values()].flatMap((entry) => (entry.hardlinks ? [`${entry.path}: hardlinks thin=- overlay2=[${entry.hardlinks.join(', ')}]`] : [])),
+    );
+    assert.deepEqual(diffTrees(mine, theirs, ['thin', 'overlay2']).filter((line) => !unlinked.has(line)), []);
+    return theirs.size;
+  };
 
   before(async () => {
     dir = await mkdtemp('/tmp/gd-make-thin-');
@@ -85,28 +113,36 @@ describe('make-thin, then the thin image under serve-driver', { timeout: 600_000
   });
 
   test('the thin image keeps the original config, plus an origin label', async () => {
-    const config = async (d: Dockerd, image: string) => JSON.parse((await d.docker(['image', 'inspect', '--format', '{{json .Config}}', image])).stdout);
-    const thin = await config(ours, 'thin/feature:1');
-    const original = await config(reference, source);
-    assert.match(thin.Labels['org.cvmfs.graphdriver.origin'], new RegExp(`^${registry.host}/test/feature:1@sha256:[0-9a-f]{64}$`));
-    delete thin.Labels['org.cvmfs.graphdriver.origin'];
-    if (Object.keys(thin.Labels).length === 0) thin.Labels = original.Labels;
-    assert.deepEqual(thin, original);
+    await assertSameConfig('thin/feature:1', source);
   });
 
   test('a container of the thin image has the same tree as the original under overlay2', async () => {
-    const [mine, theirs] = await Promise.all([exportTree(ours, 'thin/feature:1'), exportTree(reference, source)]);
-    // CernVM-FS catalogs keep hard links only inside one directory, and ingestion (ours, like
-    // cvmfs_server's) stores every hard link as an independent copy: same content and metadata,
-    // no shared inode. That is the one difference allowed.
-    const differences = diffTrees(mine, theirs, ['thin', 'overlay2']);
-    assert.deepEqual(differences.filter((line) => !/: hardlinks thin=- overlay2=\[/.test(line)), []);
-    assert.ok(differences.length <= 5, `only the image's hard links differ: ${differences.length} lines`);
+    await assertSameTree('thin/feature:1', source);
   });
 
   test('a second conversion of the same image publishes nothing new', async () => {
     const { stdout } = await makeThin(['-i', source, '-o', 'thin/feature:2', '-r', join(dir, 'repo'), '--json']);
     assert.ok(JSON.parse(stdout).layers.every((layer: { state: string }) => layer.state === 'already there'));
+  });
+
+  test('a Debian minbase from debootstrap converts by tag, keeps its config, works and matches overlay2', async () => {
+    const image = await debianMinbaseImage();
+    const minbase = `${registry.host}/test/debian-minbase:bookworm`;
+    await run('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `docker-archive:${image.path}`, `docker://${minbase}`]);
+    await reference.docker(['pull', minbase]);
+    const { stdout } = await makeThin(['-i', minbase, '-o', 'thin/minbase:1', '-r', join(dir, 'repo'), '--json']);
+    assert.deepEqual(JSON.parse(stdout).layers.map((layer: { state: string }) => layer.state), ['published']);
+    await assertSameConfig('thin/minbase:1', minbase);
+
+    // Run by the image's own Cmd (bash, reading the script from stdin). dpkg --verify checks
+    // every packaged file against its recorded md5sum, and apt must find its libraries.
+    const script = "set -e; cat /etc/debian_version; dpkg-query -W -f='${Package}\\n' | wc -l; apt-get --version | head -n 1; dpkg --verify; echo verified\n";
+    const runIn = async (d: Dockerd, ref: string) => (await d.docker(['run', '--rm', '-i', '--network', 'none', ref], { input: script })).stdout;
+    const [thin, original] = await Promise.all([runIn(ours, 'thin/minbase:1'), runIn(reference, minbase)]);
+    assert.match(thin, /^12\.\d+\n\d{2,}\napt \d[^\n]*\nverified\n$/);
+    assert.equal(thin, original);
+
+    assert.ok((await assertSameTree('thin/minbase:1', minbase)) > 5000, 'the whole system was compared');
   });
 
   test('converts by digest to a docker-archive, and pushes a thin image that pulls and runs', async () => {
