@@ -1,6 +1,6 @@
 // A CernVM-FS repository opened for reading: one verified revision, its catalogs attached on
 // demand (doc §5), file content fetched lazily into the shared cache and verified on the way.
-import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { log } from '../log.ts';
 import { advanceBreadcrumb, readBreadcrumb } from './breadcrumb.ts';
 import { ObjectCache, type ObjectCacheOptions } from './cache.ts';
@@ -277,8 +277,13 @@ export class Repository {
       const compression: Compression = 'zlib'; // Catalogs are always zlib-compressed.
       attaching = this.#fetcher
         .withObject(reference.hash, 'C', compression, async (file) => {
-          await stat(file); // Evicted by another process meanwhile? Then ENOENT makes withObject refetch.
-          return new Catalog(file, reference.mountpoint, reference.hash);
+          try {
+            return new Catalog(file, reference.mountpoint, reference.hash);
+          } catch (error) {
+            // Evicted by another process before SQLite opened it: ENOENT makes withObject fetch it again.
+            if (!existsSync(file)) throw Object.assign(new Error(`${file} was evicted before it was opened`), { code: 'ENOENT', cause: error });
+            throw error;
+          }
         })
         .then((catalog) => {
           this.#catalogs.set(reference.mountpoint, catalog);
