@@ -179,7 +179,8 @@ export class Repository {
     if (end <= offset) return Buffer.alloc(0);
     if (entry.chunked) return this.#readChunked(entry, offset, end);
     if (entry.contentHash === null) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
-    const buffer = Buffer.alloc(end - offset);
+    // Unzeroed: the read fills every byte or fails.
+    const buffer = Buffer.allocUnsafe(end - offset);
     await this.#openObjects.read(entry.contentHash, '', entry.compression, buffer, offset, entry.path);
     return buffer;
   }
@@ -203,7 +204,8 @@ export class Repository {
     const catalog = await this.#catalogOf(entry);
     const path = normalizeRepositoryPath(entry.path);
     const chunks = catalog.chunksInRange(path, start, end, contentAlgorithm(entry));
-    const buffer = Buffer.alloc(end - start);
+    // Unzeroed: the chunks are checked to tile the range, and each read fills its part or fails.
+    const buffer = Buffer.allocUnsafe(end - start);
     // The chunks must tile the range without gaps, or the catalog is lying about the file.
     let covered = start;
     for (const chunk of chunks) {
