@@ -5,7 +5,7 @@ import { log } from '../core/log.ts';
 import { cvmfs2Mounter } from './cvmfs2-mounter.ts';
 import { embeddedMounter } from './embedded-mounter.ts';
 import { unmountRepository } from './mount-process.ts';
-import type { RepositoryAccess } from './repository-config.ts';
+import type { RepositoryAccess, RepositorySpec } from './repository-config.ts';
 import type { RepositoryMounter } from './repository-mounts.ts';
 
 // Which CernVM-FS client mounts each repository (--client). cvmfs2 knows only what /etc/cvmfs
@@ -22,6 +22,13 @@ function isClientChoice(text: string): text is ClientChoice {
   return (CLIENT_CHOICES as readonly string[]).includes(text);
 }
 
+/** Refuses repositories given by URL to --client cvmfs2, which mounts only what /etc/cvmfs configures. */
+export function checkClientCanMount(choice: string, specs: Iterable<RepositorySpec>): void {
+  if (choice !== 'cvmfs2') return;
+  const byUrl = [...specs].filter((spec) => spec.serverUrl !== undefined).map((spec) => spec.fqrn);
+  if (byUrl.length > 0) throw new Error(`--client cvmfs2: cvmfs2 mounts only repositories configured in ${CVMFS2_CONFIG_ROOT}, but ${byUrl.join(', ')} is given by URL; configure it there, or leave out --client`);
+}
+
 /** The client for each repository as `choice` says; refuses a choice that cannot work here. */
 export function selectRepositoryClients(choice: string, access: RepositoryAccess, logDir: string): RepositoryMounter {
   if (!isClientChoice(choice)) throw new Error(`--client ${choice}: choose one of ${CLIENT_CHOICES.join(', ')}`);
@@ -32,11 +39,10 @@ export function selectRepositoryClients(choice: string, access: RepositoryAccess
   }
   const executable = findOnPath('cvmfs2');
   const readsOwnConfig = path.resolve(access.configRoot) === CVMFS2_CONFIG_ROOT;
-  const byUrl = [...access.specs.values()].filter((spec) => spec.serverUrl !== undefined).map((spec) => spec.fqrn);
   if (choice === 'cvmfs2') {
     if (!executable) throw new Error('--client cvmfs2: cvmfs2 is not installed here (not found on PATH); install the CernVM-FS client, or leave out --client to use the embedded one');
     if (!readsOwnConfig) throw new Error(`--client cvmfs2: cvmfs2 reads its configuration from ${CVMFS2_CONFIG_ROOT}, so --cvmfs-config ${access.configRoot} cannot apply to it`);
-    if (byUrl.length > 0) throw new Error(`--client cvmfs2: cvmfs2 mounts only repositories configured in ${CVMFS2_CONFIG_ROOT}, but ${byUrl.join(', ')} is given by URL; configure it there, or leave out --client`);
+    checkClientCanMount(choice, access.specs.values());
     log.info(`repositories are mounted with cvmfs2 (${executable}; --client cvmfs2)`);
     return cvmfs2Mounter(executable, logDir);
   }

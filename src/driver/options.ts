@@ -1,6 +1,13 @@
 // Storage options dockerd passes from `--storage-opt` / daemon.json "storage-opts".
+import { parseRepositorySpec, type RepositorySpec } from './repository-config.ts';
 
-const KNOWN_OPTIONS = ['overlay2.override_kernel_check'];
+/** A repository thin images may use, as `--repository` takes it: FQRN or FQRN=URL,key=PUB. */
+const REPOSITORY_OPTION = 'cvmfs.repository';
+const KNOWN_OPTIONS = ['overlay2.override_kernel_check', `${REPOSITORY_OPTION} (repeatable)`];
+
+export interface DriverOptions {
+  repositories: RepositorySpec[];
+}
 
 function parseBool(key: string, value: string): boolean {
   if (/^(1|t|true)$/i.test(value)) return true;
@@ -8,8 +15,9 @@ function parseBool(key: string, value: string): boolean {
   throw new Error(`storage option ${key}=${value}: expected true or false`);
 }
 
-/** Rejects options this driver does not know, naming the ones it does. */
-export function checkDriverOptions(opts: string[] | null | undefined): void {
+/** What the options ask for; rejects options this driver does not know, naming the ones it does. */
+export function parseDriverOptions(opts: string[] | null | undefined): DriverOptions {
+  const options: DriverOptions = { repositories: [] };
   for (const opt of opts ?? []) {
     const eq = opt.indexOf('=');
     const key = (eq < 0 ? opt : opt.slice(0, eq)).trim().toLowerCase();
@@ -20,8 +28,12 @@ export function checkDriverOptions(opts: string[] | null | undefined): void {
         // that the kernel has overlay instead of checking its version.
         parseBool(key, value);
         break;
+      case REPOSITORY_OPTION:
+        options.repositories.push(parseRepositorySpec(value, `storage option ${REPOSITORY_OPTION}`));
+        break;
       default:
         throw new Error(`unknown storage option ${JSON.stringify(key)}; known options: ${KNOWN_OPTIONS.join(', ')}`);
     }
   }
+  return options;
 }

@@ -10,8 +10,9 @@ import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-
 import { bindMount, listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
 import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
-import { checkDriverOptions } from './options.ts';
+import { parseDriverOptions } from './options.ts';
 import type { Change, InitRequest, LayerRequest } from './protocol.ts';
+import type { RepositorySpec } from './repository-config.ts';
 import { RepositoryMounts, type RepositoryMounter } from './repository-mounts.ts';
 import { ThinLayers } from './thin-layers.ts';
 import { WhiteoutLayers } from './whiteout-layers.ts';
@@ -24,8 +25,12 @@ const PAGE_SIZE = 4096;
 export interface ThinSupport {
   /** Mounts the CernVM-FS repositories thin layers read from. */
   mounter: RepositoryMounter;
-  /** Repositories thin layers may name; undefined allows any the mounter can mount. */
-  allowedRepositories?: ReadonlySet<string>;
+  /**
+   * Takes the repositories dockerd's storage options configure (at each Init, and on resuming
+   * from the last one) and answers which repositories thin layers may name: undefined allows
+   * any the mounter can mount. Absent: any, and the storage options configure none.
+   */
+  repositories?(fromStorageOptions: readonly RepositorySpec[]): ReadonlySet<string> | undefined;
   /** How long an unused repository stays mounted (default: a minute). */
   idleUnmountMs?: number;
 }
@@ -73,13 +78,13 @@ export class OverlayDriver {
     if ((request.UIDMaps?.length ?? 0) > 0 || (request.GIDMaps?.length ?? 0) > 0) {
       throw new Error('user namespace remapping (userns-remap) is not supported; start dockerd without it');
     }
-    checkDriverOptions(request.Opts);
+    const options = parseDriverOptions(request.Opts);
     await fs.mkdir(request.Home, { recursive: true, mode: 0o710 });
     this.backingFs = await checkHostSupport(request.Home);
     this.featureOptions = await overlayFeatureOptions();
     const store = new LayerStore(request.Home);
     await store.open();
-    const thin = new ThinLayers(store, this.thinSupport.allowedRepositories);
+    const thin = new ThinLayers(store, this.thinSupport.repositories?.(options.repositories));
     const repositories = new RepositoryMounts(request.Home, this.thinSupport.mounter, this.thinSupport.idleUnmountMs);
     const whiteouts = new WhiteoutLayers(store, (repository) => this.thinSupport.mounter.rawWhiteouts(repository));
     this.started = { store, thin, repositories, whiteouts };

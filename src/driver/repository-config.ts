@@ -20,20 +20,21 @@ export interface RepositoryAccess {
 
 const FQRN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
 
-export function parseRepositorySpec(text: string): RepositorySpec {
+/** Parses `FQRN` or `FQRN=URL,key=PUB`; `source` names where the text came from, for errors. */
+export function parseRepositorySpec(text: string, source = '--repository'): RepositorySpec {
   const eq = text.indexOf('=');
   const fqrn = (eq < 0 ? text : text.slice(0, eq)).trim();
-  if (!FQRN.test(fqrn)) throw new Error(`--repository ${JSON.stringify(text)}: ${JSON.stringify(fqrn)} is not a repository name like unpacked.cern.ch`);
+  if (!FQRN.test(fqrn)) throw new Error(`${source} ${JSON.stringify(text)}: ${JSON.stringify(fqrn)} is not a repository name like unpacked.cern.ch`);
   if (eq < 0) return { fqrn };
   const [serverUrl, ...options] = text.slice(eq + 1).split(',');
-  if (!serverUrl || !/^https?:\/\//.test(serverUrl)) throw new Error(`--repository ${JSON.stringify(text)}: expected FQRN=http(s)://server/cvmfs/@fqrn@[,key=/path/to/key.pub]`);
+  if (!serverUrl || !/^https?:\/\//.test(serverUrl)) throw new Error(`${source} ${JSON.stringify(text)}: expected FQRN=http(s)://server/cvmfs/@fqrn@[,key=/path/to/key.pub]`);
   const spec: RepositorySpec = { fqrn, serverUrl };
   for (const option of options) {
     const [name, value] = option.split('=', 2);
-    if (name !== 'key' || !value) throw new Error(`--repository ${JSON.stringify(text)}: unknown option ${JSON.stringify(option)} (only key=<file> is known)`);
+    if (name !== 'key' || !value) throw new Error(`${source} ${JSON.stringify(text)}: unknown option ${JSON.stringify(option)} (only key=<file> is known)`);
     spec.key = value;
   }
-  if (!spec.key) throw new Error(`--repository ${JSON.stringify(text)}: a repository given by URL needs its public key: add ,key=/path/to/${fqrn}.pub`);
+  if (!spec.key) throw new Error(`${source} ${JSON.stringify(text)}: a repository given by URL needs its public key: add ,key=/path/to/${fqrn}.pub`);
   return spec;
 }
 

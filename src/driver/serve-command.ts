@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { log } from '../core/log.ts';
-import { selectRepositoryClients } from './client-selection.ts';
+import { checkClientCanMount, selectRepositoryClients } from './client-selection.ts';
 import { OverlayDriver } from './overlay-driver.ts';
-import { allowedRepositories, parseRepositorySpec, type RepositoryAccess } from './repository-config.ts';
+import { allowedRepositories, parseRepositorySpec, type RepositoryAccess, type RepositorySpec } from './repository-config.ts';
 import { serveDriver } from './server.ts';
 
 export interface ServeDriverFlags {
@@ -21,26 +21,35 @@ function defaultStateFile(socket: string): string {
   return path.join('/run/cvmfs-graphdriver', `${path.basename(socket, '.sock')}.init.json`);
 }
 
+const REPOSITORIES_VARIABLE = 'CVMFS_GRAPHDRIVER_REPOSITORIES';
+
 /** Repositories from --repository flags and, for the managed plugin's settings, the environment. */
-function repositorySpecs(flags: ServeDriverFlags): RepositoryAccess['specs'] {
-  const fromEnvironment = (process.env.CVMFS_GRAPHDRIVER_REPOSITORIES ?? '').split(/\s+/).filter((spec) => spec !== '');
-  const specs = new Map();
-  for (const text of [...flags.repository, ...fromEnvironment]) {
-    const spec = parseRepositorySpec(text);
-    specs.set(spec.fqrn, spec);
-  }
-  return specs;
+function repositorySpecs(flags: ServeDriverFlags): RepositorySpec[] {
+  const fromEnvironment = (process.env[REPOSITORIES_VARIABLE] ?? '').split(/\s+/).filter((spec) => spec !== '');
+  return [...flags.repository.map((text) => parseRepositorySpec(text)), ...fromEnvironment.map((text) => parseRepositorySpec(text, REPOSITORIES_VARIABLE))];
+}
+
+function describeAllowed(access: RepositoryAccess): string {
+  return access.specs.size > 0 ? `thin images may use: ${[...access.specs.keys()].join(', ')}` : `thin images may use any repository configured in ${access.configRoot}`;
 }
 
 export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void> {
   const socket = path.resolve(flags.socket);
-  const access: RepositoryAccess = { specs: repositorySpecs(flags), configRoot: flags.cvmfsConfig, cacheDir: flags.cache, cacheMb: Number(flags.cacheSize) };
+  const configured = repositorySpecs(flags);
+  const specsOf = (specs: readonly RepositorySpec[]) => new Map(specs.map((spec) => [spec.fqrn, spec]));
+  // The mounters read `specs` when they mount, so the storage options' repositories join it in place.
+  const access: RepositoryAccess = { specs: specsOf(configured), configRoot: flags.cvmfsConfig, cacheDir: flags.cache, cacheMb: Number(flags.cacheSize) };
   const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), {
     mounter: selectRepositoryClients(flags.client, access, flags.logDir),
-    allowedRepositories: allowedRepositories(access),
+    repositories(fromStorageOptions) {
+      checkClientCanMount(flags.client, fromStorageOptions);
+      access.specs.clear();
+      for (const [fqrn, spec] of specsOf([...configured, ...fromStorageOptions])) access.specs.set(fqrn, spec);
+      if (fromStorageOptions.length > 0) log.info(`storage options add repositories; ${describeAllowed(access)}`);
+      return allowedRepositories(access);
+    },
   });
-  if (access.specs.size > 0) log.info(`thin images may use: ${[...access.specs.keys()].join(', ')}`);
-  else log.info(`thin images may use any repository configured in ${access.configRoot}`);
+  log.info(describeAllowed(access));
   await driver.resume();
   const server = await serveDriver(driver, socket);
   await new Promise<void>((resolve) => {

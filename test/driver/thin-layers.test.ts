@@ -40,7 +40,7 @@ async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0) {
   const base = await tempDir(t, 'thin-driver-');
   await makeRepository(path.join(base, 'repos'));
   const mounter = bindMounter(path.join(base, 'repos'));
-  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, allowedRepositories: allowed, idleUnmountMs });
+  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, repositories: () => allowed, idleUnmountMs });
   await driver.init({ Home: path.join(base, 'home'), Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => driver.cleanup());
   const home = path.join(base, 'home');

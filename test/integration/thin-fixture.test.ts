@@ -1,7 +1,8 @@
 // A thin image whose thin.json points at the layers of the fixture repository (made by the real
-// CernVM-FS tools), served by nginx, run through serve-driver with the embedded client: the
-// layers stack with their deletions and opaque dirs, only what a container reads is fetched,
-// cached files survive the server going away, and mounts survive a plugin restart.
+// CernVM-FS tools), served by nginx and configured through dockerd's storage options, run
+// through serve-driver with the embedded client: the layers stack with their deletions and
+// opaque dirs, only what a container reads is fetched, cached files survive the server going
+// away, and mounts and configuration survive a plugin restart.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,7 +34,6 @@ describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
       name,
       stateFile,
       extraArgs: [
-        '--repository', `${FQRN}=${nginx.repositoryUrl(FQRN)},key=${join(FIXTURES, `${FQRN}.pub`)}`,
         '--cache', join(dir, 'cache'),
         '--log-dir', join(dir, 'logs'),
       ],
@@ -46,7 +46,8 @@ describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
     stateFile = join(dir, 'init.json');
     nginx = await startNginx({ [FQRN]: join(FIXTURES, FQRN) });
     plugin = await startPlugin();
-    dockerd = await startDockerd({ storageDriver: name });
+    // The repository comes from dockerd's storage options, which a restarted plugin takes from the Init it saved.
+    dockerd = await startDockerd({ storageDriver: name, storageOpts: [`cvmfs.repository=${FQRN}=${nginx.repositoryUrl(FQRN)},key=${join(FIXTURES, `${FQRN}.pub`)}`] });
     const thin = {
       version: '1.0',
       origin: 'fixture layers',
@@ -100,7 +101,7 @@ describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
     assert.ok(layerSizes[0]! <= 10_240, `the saved thin image carries only thin.json (${layerSizes[0]} bytes)`);
   });
 
-  test('running containers and new ones survive a plugin restart; the mount is adopted', async () => {
+  test('running containers and new ones survive a plugin restart; the mount is adopted, the configuration kept', async () => {
     await dockerd.docker(['run', '-d', '--name', 'long', '--network', 'none', '-v', '/bin/busybox:/busybox:ro', 'fixture/thin:1', '/busybox', 'sleep', '600']);
     await plugin.kill();
     await plugin.stop();
@@ -108,6 +109,8 @@ describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
     const inside = await dockerd.docker(['exec', 'long', '/busybox', 'cat', '/etc/config.ini']);
     assert.ok(inside.stdout.length > 0, 'the running container still reads its files');
     await dockerd.docker(['rm', '-f', 'long']);
+    // Mounting the repository again needs its URL and key, which only the storage options gave.
+    await run('umount', [join(dockerd.dataRoot, name, 'cvmfs', FQRN)]);
     const { stdout } = await dockerd.docker([...RUN, '/busybox cat /bin/tool.sh']);
     assert.ok(stdout.length > 0);
   });
