@@ -13,8 +13,12 @@ import { Repository } from './repository.ts';
  */
 export const IMAGE_LAYERS_SUBTYPE = 'cvmfs-graphdriver-layers';
 
-/** Content is immutable and local once cached, so sequential reads can run far ahead. */
-const READAHEAD_KB = 1024;
+/**
+ * Content is immutable and local once cached, so sequential reads can run far ahead: a window of
+ * four 1 MiB READs keeps the disk read of one overlapping the FUSE transfer of the others
+ * (bench/cvmfs-mount.ts: 1 MiB gave 0.41-0.50x local disk, 4 MiB 0.56-0.63x, 8 MiB no more).
+ */
+const READAHEAD_KB = 4096;
 
 export interface MountFlags extends Omit<RepositoryLocator, 'repository'> {
   imageLayers?: boolean;
