@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -394,4 +396,19 @@ test('unmounting with a file open detaches the mount and keeps serving that file
   assert.equal(Buffer.concat(output).toString(), 'open\nhello, world\n');
   const closed = await Promise.race([server.closed.then(() => true), sleep(5000, false)]);
   assert.ok(closed, 'the session ends once the last file is closed');
+});
+
+test('a mount that fails rejects with the reason and leaves no reader thread behind', async (t) => {
+  // In a process of its own, which a reader thread left running would keep from exiting.
+  const dir = await mkdtemp(path.join(tmpdir(), 'fuse-failed-mount-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const script = path.join(dir, 'mount.ts');
+  await writeFile(script, `
+    import { serveFilesystem } from ${JSON.stringify(new URL('../../src/core/fuse/server.ts', import.meta.url).href)};
+    import { MemoryFilesystem } from ${JSON.stringify(new URL('./memory-fs.ts', import.meta.url).href)};
+    await serveFilesystem(new MemoryFilesystem(1n), '/nonexistent/mountpoint').catch((error: Error) => console.log(error.message));
+  `);
+  const result = await run('timeout', ['20', process.execPath, script], { allowFail: true });
+  assert.equal(result.code, 0, 'the process exited by itself');
+  assert.match(result.stdout, /\/nonexistent\/mountpoint: mount point does not exist/);
 });

@@ -1,10 +1,11 @@
 // Serving a ReadOnlyFilesystem at a mountpoint: open /dev/fuse, mount it, read requests on
-// worker threads and answer them on the main thread until the kernel ends the session.
+// a worker thread (booted while it mounts) and answer them on the main thread until the kernel
+// ends the session.
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readDevice } from './device-readers.ts';
+import { prepareDeviceReader } from './device-reader.ts';
 import type { ReadOnlyFilesystem } from './filesystem.ts';
 import { detachOnExit, mountFuse, unmount } from './mount.ts';
 import { FuseSession } from './session.ts';
@@ -15,8 +16,6 @@ export interface ServeOptions {
   source?: string;
   /** The mount type becomes `fuse.<subtype>`; default "cvmfs-graphdriver". */
   subtype?: string;
-  /** Threads reading /dev/fuse, i.e. requests taken off the device at once; default 4. */
-  readers?: number;
   /**
    * Readahead window of the mount in KiB. FUSE caps it at the 128 KiB the kernel offers in
    * INIT; a bigger window turns sequential reads into fewer, larger requests.
@@ -57,20 +56,22 @@ async function setReadahead(device: number, kilobytes: number): Promise<void> {
 export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string, options: ServeOptions = {}): Promise<FuseServer> {
   const target = path.resolve(mountpoint);
   const fd = openSync('/dev/fuse', 'r+');
+  const session = new FuseSession(fd, fs);
+  const reader = prepareDeviceReader(fd, (request) => session.handle(request));
   let device: number;
   try {
     device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });
   } catch (error) {
+    await reader.cancel();
     closeSync(fd);
     throw error;
   }
-  const session = new FuseSession(fd, fs);
   const detach = (): void => {
     session.end();
     detachOnExit(target, device);
   };
   mountsToDetachOnExit.add(detach);
-  const closed = readDevice(fd, options.readers ?? 4, (request) => session.handle(request)).then(() => {
+  const closed = reader.start().then(() => {
     mountsToDetachOnExit.delete(detach);
     session.end();
     closeSync(fd);
