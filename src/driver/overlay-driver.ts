@@ -304,9 +304,10 @@ export class OverlayDriver {
         throw new Error(`applying layer ${id}: ${(err as Error).message}`);
       }
       // A broken thin.json is reported when the image is loaded, but fails only its use (Get).
-      // A good one has its repositories mounted while dockerd finishes the pull.
-      const { thin, repositories } = this.parts();
-      await thin.needs(id).then((needs) => repositories.prepare(needs), (err: Error) => log.warn(err.message));
+      // A good one has its repositories mounted (and raw layers their whiteouts made) while
+      // dockerd finishes the pull.
+      const { thin, repositories, whiteouts } = this.parts();
+      await thin.needs(id).then((needs) => repositories.prepare(needs, () => whiteouts.prepare(needs)), (err: Error) => log.warn(err.message));
       return treeSize(store.diffDir(id));
     });
   }

@@ -102,16 +102,15 @@ export class RepositoryMounts {
   }
 
   /**
-   * Mounts what `needs` names ahead of its first use and keeps it for the idle period: called
-   * while an image is pulled, so its first container finds the repositories mounted. Failures
-   * are only logged; the Get that needs the repository reports them.
+   * Mounts what `needs` names ahead of its first use, runs `whileMounted`, and keeps the mounts
+   * for the idle period: called while an image is pulled, so its first container finds the
+   * repositories mounted. Failures are only logged; the Get that needs the repository reports them.
    */
-  prepare(needs: ReadonlyMap<string, readonly string[]>): void {
+  prepare(needs: ReadonlyMap<string, readonly string[]>, whileMounted: () => Promise<void>): void {
     if (this.idleUnmountMs === 0 || needs.size === 0) return;
     const preparation = this.acquire(needs).then(
-      () => this.release(needs.keys()),
-      (err: Error) => log.info(`not mounted ahead of use: ${err.message}`),
-    );
+      () => whileMounted().finally(() => this.release(needs.keys())),
+    ).catch((err: Error) => log.info(`not prepared ahead of use: ${err.message}`));
     this.preparing.add(preparation);
     void preparation.finally(() => this.preparing.delete(preparation));
   }

@@ -139,7 +139,7 @@ export class WhiteoutLayers {
   /** The lowers of `chain` with each raw repository layer between its pair; the repositories must be mounted. */
   async lowers(chain: ExpandedChain): Promise<string[]> {
     const lowers: string[] = [];
-    const raw = await this.rawRepositories(chain);
+    const raw = await this.rawRepositories(chain.repositories.keys());
     for (const link of chain.lowers) {
       const layer = chain.repositoryLayers.get(link);
       if (!layer || !raw.has(layer.repository)) {
@@ -160,10 +160,17 @@ export class WhiteoutLayers {
    * --client the driver adopts mounts made before, and walking one of those would find no
    * markers and keep that as the layer's pair.
    */
-  private async rawRepositories(chain: ExpandedChain): Promise<Set<string>> {
+  private async rawRepositories(repositories: Iterable<string>): Promise<Set<string>> {
     const presentsLayers = new Set((await listMounts()).filter((mount) => mount.fsType === `fuse.${IMAGE_LAYERS_SUBTYPE}`).map((mount) => mount.mountPoint));
     const mountPoint = (repository: string) => path.join(this.store.home, RepositoryMounts.relativeMountPoint(repository));
-    return new Set([...chain.repositories.keys()].filter((repository) => this.showsRaw(repository) && !presentsLayers.has(mountPoint(repository))));
+    return new Set([...repositories].filter((repository) => this.showsRaw(repository) && !presentsLayers.has(mountPoint(repository))));
+  }
+
+  /** Makes the pairs of the raw layers `needs` names (repository → layer paths) ahead of use; they must be mounted. */
+  async prepare(needs: ReadonlyMap<string, readonly string[]>): Promise<void> {
+    for (const repository of await this.rawRepositories(needs.keys())) {
+      for (const inside of needs.get(repository) ?? []) await this.pair(repository, inside);
+    }
   }
 
   private async pair(repository: string, inside: string): Promise<WhiteoutPair> {

@@ -56,13 +56,13 @@ const THIN_JSON = JSON.stringify({
   layers: [BASE, TOP].map((digest) => ({ digest, url: `cvmfs://${REPO}/layers/${digest}` })),
 });
 
-async function setup(t: TestContext, rawWhiteouts: boolean) {
+async function setup(t: TestContext, rawWhiteouts: boolean, idleUnmountMs = 0) {
   const base = await tempDir(t, 'raw-layers-');
   await makeRawRepository(path.join(base, 'repos'));
   const home = path.join(base, 'home');
   const mounter = bindMounter(path.join(base, 'repos'), { rawWhiteouts });
   const newDriver = async () => {
-    const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, idleUnmountMs: 0 });
+    const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, idleUnmountMs });
     t.after(() => driver.cleanup());
     return driver;
   };
@@ -74,7 +74,7 @@ async function setup(t: TestContext, rawWhiteouts: boolean) {
     await driver.create({ ID: `${id}-init`, Parent: 'img' }, 'rw');
     await driver.create({ ID: id, Parent: `${id}-init` }, 'rw');
   };
-  return { home, driver, newDriver, container };
+  return { home, driver, newDriver, container, mounter };
 }
 
 /** The pairs of whiteout layers under home, by name, with the inode of each. */
@@ -136,4 +136,22 @@ test('a client that presents image layers itself gets no whiteout layers', async
   const root = await s.driver.get({ ID: 'c1' });
   assert.ok((await fs.readdir(path.join(root, 'etc'))).includes('.wh.deleted'), 'the layers go to overlay as the client shows them');
   assert.equal((await whiteoutDirs(s.home)).size, 0);
+});
+
+test('loading the image makes the whiteout layers with its repository mount, before any container', async (t) => {
+  const s = await setup(t, true, 60_000);
+  const deadline = Date.now() + 10_000;
+  // Names only: a pair's staging dir may be renamed between a listing and a stat.
+  const finished = async () => (await fs.readdir(path.join(s.home, 'cvmfs-whiteouts')).catch(() => [])).filter((name) => /^[0-9a-f]{64}$/.test(name)).length;
+  while ((await finished()) < 2) {
+    assert.ok(Date.now() < deadline, 'the whiteout layers were not made after the thin layer was applied');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const made = await whiteoutDirs(s.home);
+  await s.container('c1');
+  const root = await s.driver.get({ ID: 'c1' });
+  assert.deepEqual((await fs.readdir(path.join(root, 'etc'))).sort(), ['added', 'kept']);
+  assert.deepEqual(await whiteoutDirs(s.home), made, 'Get used the pairs made while loading');
+  assert.equal(s.mounter.mounts.length, 1, 'and the mount');
+  await s.driver.put({ ID: 'c1' });
 });
