@@ -3,6 +3,7 @@
 // that needs it; each reply is one writev(2) of header and payload, which the kernel takes as one
 // message and never blocks on.
 import { constants, writevSync } from 'node:fs';
+import { LogLevels } from 'consola';
 import { log } from '../log.ts';
 import {
   decodeAccessMask,
@@ -164,9 +165,15 @@ export class FuseSession {
       return;
     }
     this.#pending.add(request.unique);
+    // --debug logs every request with its outcome and time; otherwise nothing is measured.
+    const started = log.level >= LogLevels.debug ? performance.now() : undefined;
+    const finish = (error: number, answer: Answer): void => {
+      this.#finish(request.unique, error, answer);
+      if (started !== undefined) log.debug(`fuse: ${describeRequest(request)}: ${error === 0 ? 'answered' : `errno ${error}`} in ${(performance.now() - started).toFixed(2)} ms`);
+    };
     this.#answer(request).then(
-      (answer) => this.#finish(request.unique, 0, answer),
-      (error: unknown) => this.#finish(request.unique, this.#errnoOf(request, error), EMPTY_ANSWER),
+      (answer) => finish(0, answer),
+      (error: unknown) => finish(this.#errnoOf(request, error), EMPTY_ANSWER),
     );
   }
 
@@ -244,14 +251,13 @@ export class FuseSession {
         // Permission bits are checked by the kernel (default_permissions); only writing is ruled out here.
         if (decodeAccessMask(body) & constants.W_OK) throw new FuseError(errno.EROFS);
         return EMPTY_ANSWER;
-      // Nothing is ever dirty; DESTROY (sent for block-device mounts only) needs an empty reply.
-      case OPCODE.FLUSH:
-      case OPCODE.FSYNC:
-      case OPCODE.FSYNCDIR:
+      // DESTROY (sent for block-device mounts only) needs an empty reply.
       case OPCODE.DESTROY:
         return EMPTY_ANSWER;
       default:
         // ENOSYS tells the kernel to stop asking (it remembers that for STATX, LSEEK, POLL …).
+        // For FLUSH, FSYNC and FSYNCDIR it also counts as success: nothing is ever dirty here,
+        // and every close() of a container's files no longer costs a round trip.
         throw new FuseError(WRITE_OPCODES.has(request.opcode) ? errno.EROFS : errno.ENOSYS);
     }
   }
