@@ -7,7 +7,9 @@ import { isMountPoint } from '../core/fs/mounts.ts';
 // CernVM-FS repositories mounted under <home>/cvmfs/<repository> while some mounted layer needs
 // them: the first user mounts, the last one unmounts, so Get and Put stay symmetric (the
 // upstream plugin never released a repository a container had used). The unmount waits a
-// little: one `docker run` gets and puts layers three times, and a mount takes most of a second.
+// little: one `docker run` gets and puts layers three times, a mount takes a few hundred
+// milliseconds, and a thin image just pulled has its repositories mounted for the container
+// that usually follows.
 
 /** How a repository gets mounted: the embedded client, or the real cvmfs2 where installed. */
 export interface RepositoryMounter {
