@@ -12,7 +12,7 @@ cli
     default: '/run/docker/plugins/cvmfs-graphdriver.sock',
   })
   .option('--state <file>', 'Where to remember dockerd\'s Init across plugin restarts (default: /run/cvmfs-graphdriver/<socket name>.init.json)')
-  .option('--repository <spec>', 'A repository thin images may use: FQRN=URL,key=PUB, or FQRN to take it from --cvmfs-config (repeatable; when given, only these are allowed; also from $CVMFS_GRAPHDRIVER_REPOSITORIES)', { default: [] })
+  .option('--repository <spec>', 'A repository thin images may use: FQRN=URL,key=PUB, or FQRN to take it from --cvmfs-config (repeatable; when given, only these are allowed; also from $CVMFS_GRAPHDRIVER_REPOSITORIES and dockerd\'s --storage-opt cvmfs.repository=<spec>)', { default: [] })
   .option('--cvmfs-config <dir>', 'CernVM-FS client configuration for repositories given by name', { default: '/etc/cvmfs' })
   .option('--cache <dir>', 'Object cache of the embedded CernVM-FS client', { default: '/var/lib/cvmfs-graphdriver/cache' })
   .option('--cache-size <MB>', 'Bound of that cache', { default: 4000 })
