@@ -161,9 +161,12 @@ export class WhiteoutLayers {
    * markers and keep that as the layer's pair.
    */
   private async rawRepositories(repositories: Iterable<string>): Promise<Set<string>> {
+    const raw = [...repositories].filter((repository) => this.showsRaw(repository));
+    // The embedded client (the default) shows no layer raw: no mount table to read on its Gets.
+    if (raw.length === 0) return new Set();
     const presentsLayers = new Set((await listMounts()).filter((mount) => mount.fsType === `fuse.${IMAGE_LAYERS_SUBTYPE}`).map((mount) => mount.mountPoint));
     const mountPoint = (repository: string) => path.join(this.store.home, RepositoryMounts.relativeMountPoint(repository));
-    return new Set([...repositories].filter((repository) => this.showsRaw(repository) && !presentsLayers.has(mountPoint(repository))));
+    return new Set(raw.filter((repository) => !presentsLayers.has(mountPoint(repository))));
   }
 
   /** Makes the pairs of the raw layers `needs` names (repository → layer paths) ahead of use; they must be mounted. */
