@@ -106,6 +106,10 @@ describe('synthetic repository', () => {
     const names = (await repository.readdir('/')).map((entry) => entry.name);
     assert.deepEqual(names, ['chunked.bin', 'hardlink-a', 'hardlink-b', 'nested', 'rmd160.txt', 'uncompressed.txt', 'variant', 'xattrs.txt']);
     assert.equal((await repository.lookup('/.hidden')).type, 'dir');
+    // Asked for, they are listed too (a lookup table must know every name lookup finds).
+    const all = (await repository.readdir('/', { hidden: true })).map((entry) => entry.name);
+    assert.deepEqual(all, ['.hidden', ...names]);
+    assert.equal(await repository.countEntries('/'), all.length);
   });
 
   test('nested catalogs two levels deep are attached on demand', async () => {

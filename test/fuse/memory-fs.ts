@@ -224,3 +224,12 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
     return node;
   }
 }
+
+/** The same tree, offering the server each directory's lookup table. */
+export class TabledMemoryFilesystem extends MemoryFilesystem {
+  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null> {
+    this.calls.set('lookupTable', (this.calls.get('lookupTable') ?? 0) + 1);
+    const listing = (await this.readdir(parent)).filter(({ name }) => name !== '.' && name !== '..');
+    return listing.length > maxNames ? null : new Map(listing.map(({ name, attr }) => [name, attr]));
+  }
+}

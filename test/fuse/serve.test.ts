@@ -14,7 +14,7 @@ import { isMounted } from '../../src/core/fuse/mount.ts';
 import { log } from '../../src/core/log.ts';
 import { run, stopAfter } from '../helpers/process.ts';
 import { mountForTest, q, sh } from './helpers.ts';
-import { MemoryFilesystem } from './memory-fs.ts';
+import { MemoryFilesystem, TabledMemoryFilesystem } from './memory-fs.ts';
 
 // Not a multiple of the page size, so the last READ is a short one.
 const BIG = randomBytes(8 * 1024 * 1024 + 12_345);
@@ -296,6 +296,59 @@ test('inodes the kernel evicts are forgotten, and found again on the next lookup
 
   const { stdout } = await run('cat', names.slice(0, 3).map((name) => path.join(mountpoint, name)));
   assert.equal(stdout, 'file 0\nfile 1\nfile 2\n');
+});
+
+test('the device reader answers lookups in a busy directory from its table, as the filesystem would', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  const count = 100;
+  for (let i = 0; i < count; i++) fs.file(`d/f${i}`, `file ${i}\n`, { uid: i, perm: 0o600 + (i % 8) });
+  fs.dir('d/sub');
+  fs.file('d/sub/inner', 'inner\n');
+  const { mountpoint } = await mountForTest(t, fs);
+  const names = Array.from({ length: count }, (_, i) => `d/f${i}`);
+  const { stdout } = await run('stat', ['-c', '%i %s %a %u', ...names.map((name) => path.join(mountpoint, name))]);
+  assert.deepEqual(
+    stdout.trim().split('\n'),
+    names.map((name) => {
+      const attr = fs.attrOf(name);
+      return `${attr.ino} ${attr.size} ${(attr.mode & 0o7777).toString(8)} ${attr.uid}`;
+    }),
+  );
+  // The first lookup in each directory, and any the reader read before the table arrived.
+  const lookups = fs.calls.get('lookup') ?? 0;
+  assert.ok(lookups >= 2 && lookups < 20, `${lookups} of ${count + 1} lookups reached the filesystem`);
+
+  // Names not in the table are not found; directories in it lead on.
+  const missing = await run('stat', [path.join(mountpoint, 'd/nothing'), path.join(mountpoint, 'd/f1x')], { allowFail: true });
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.match(/No such file or directory/g)?.length, 2);
+  assert.equal((await run('cat', [path.join(mountpoint, 'd/sub/inner'), path.join(mountpoint, 'd/f7')])).stdout, 'inner\nfile 7\n');
+  assert.equal(fs.calls.get('lookup'), lookups + 1, 'only the lookup in d/sub reached the filesystem');
+});
+
+test('a table the reader drops lets go of the inodes only it held, and lookups there reach the filesystem again', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  for (const dir of ['a', 'b']) {
+    fs.dir(dir);
+    for (let i = 0; i < 100; i++) fs.file(`${dir}/f${i}`, `${dir} ${i}\n`);
+  }
+  const { mountpoint } = await mountForTest(t, fs, { maxTableNames: 150 });
+  const looked = Array.from({ length: 10 }, (_, i) => `a/f${i}`);
+  await run('stat', looked.map((name) => path.join(mountpoint, name)));
+  assert.deepEqual(fs.forgotten, []);
+  // b's table pushes a's out: a's names nobody looked up are let go, the ten the kernel holds
+  // (answered by the reader, or here) are not.
+  // (The reader takes a table with the next request it reads, so a few lookups follow.)
+  await run('stat', Array.from({ length: 10 }, (_, i) => path.join(mountpoint, `b/f${i}`)));
+  const deadline = Date.now() + 5000;
+  while (fs.forgotten.length < 90 && Date.now() < deadline) await sleep(20);
+  const unlooked = Array.from({ length: 90 }, (_, i) => fs.attrOf(`a/f${i + 10}`).ino);
+  assert.deepEqual(fs.forgotten.toSorted(), unlooked.toSorted());
+  const lookups = fs.calls.get('lookup');
+  assert.equal((await run('cat', [path.join(mountpoint, 'a/f50')])).stdout, 'a 50\n');
+  assert.equal(fs.calls.get('lookup'), lookups! + 1);
+  assert.equal((await run('cat', looked.map((name) => path.join(mountpoint, name)))).stdout, looked.map((_, i) => `a ${i}\n`).join(''));
 });
 
 test('concurrent readers are served in parallel and all get the right bytes', async (t) => {

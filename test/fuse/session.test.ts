@@ -13,7 +13,7 @@ import type { Attr, ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts
 import { INIT_FLAG, OPCODE } from '../../src/core/fuse/protocol.ts';
 import { FuseSession } from '../../src/core/fuse/session.ts';
 import { log } from '../../src/core/log.ts';
-import { MemoryFilesystem } from './memory-fs.ts';
+import { MemoryFilesystem, TabledMemoryFilesystem } from './memory-fs.ts';
 
 interface Reply {
   error: number;
@@ -34,6 +34,8 @@ async function harness(t: TestContext, fs: ReadOnlyFilesystem) {
   let unique = 100n;
   let consumed = 0;
   return {
+    /** The session itself, for what the device reader would do. */
+    fuse: session,
     send(opcode: number, nodeId: bigint, body: Buffer = Buffer.alloc(0)): bigint {
       const header = Buffer.alloc(40);
       header.writeUInt32LE(40 + body.length, 0);
@@ -331,6 +333,55 @@ test('an inode is forgotten once no LOOKUP reply, READDIRPLUS entry or open list
   stall.resolve();
   assert.deepEqual(await session.replies(), []);
   assert.deepEqual(fs.forgotten, [entry(7)]);
+});
+
+test('a directory\'s lookup table goes to the reader once it has had enough lookups for its size, and holds its inodes until the reader drops it', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  for (let i = 0; i < 5; i++) fs.file(`d/f${i}`, '');
+  fs.dir('big');
+  for (let i = 0; i < 300; i++) fs.file(`big/f${i}`, '');
+  const session = await harness(t, fs);
+  const shared: { parent: bigint; names: readonly string[]; entries: Uint8Array }[] = [];
+  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent, names, entries) => shared.push({ parent, names, entries }) });
+  const dir = fs.attrOf('d').ino;
+  const file = (i: number) => fs.attrOf(`d/f${i}`).ino;
+
+  // A small directory: its first lookup is enough.
+  session.send(OPCODE.LOOKUP, dir, name('f0'));
+  await session.replies();
+  assert.equal(shared.length, 1);
+  const table = shared[0]!;
+  assert.equal(table.parent, dir);
+  assert.deepEqual(table.names, ['f0', 'f1', 'f2', 'f3', 'f4']);
+  assert.equal(table.entries.length, 5 * 128);
+  // Each entry is the fuse_entry_out lookup would have sent: node id, then the attributes.
+  const entries = Buffer.from(table.entries);
+  table.names.forEach((_, i) => {
+    assert.equal(entries.readBigUInt64LE(i * 128), file(i));
+    assert.equal(entries.readBigUInt64LE(i * 128 + 40), file(i), 'attr.ino');
+  });
+
+  // The reader answered f3 (the kernel holds it now); f0 was answered here.
+  session.fuse.readerEvents.answered([file(3)], []);
+  session.send(OPCODE.BATCH_FORGET, 0n, Buffer.concat([u32s(2, 0), u64s(file(0), 1n, file(3), 1n)]));
+  await session.replies();
+  assert.deepEqual(fs.forgotten, [], 'the table still holds them');
+  session.fuse.readerEvents.dropped(dir);
+  assert.deepEqual(fs.forgotten.toSorted(), [0, 1, 2, 3, 4].map(file).toSorted(), 'nothing holds them any more');
+
+  // 300 names: not after 1 or 2 lookups (128 names each), but after 4.
+  const big = fs.attrOf('big').ino;
+  for (let i = 0; i < 3; i++) {
+    session.send(OPCODE.LOOKUP, big, name(`f${i}`));
+    await session.replies();
+  }
+  assert.equal(shared.length, 1);
+  session.send(OPCODE.LOOKUP, big, name('f3'));
+  await session.replies();
+  assert.equal(shared.length, 2);
+  assert.equal(shared[1]!.names.length, 300);
+  assert.equal(fs.calls.get('lookupTable'), 4, 'd once; big after 1, 2 and 4 lookups');
 });
 
 test('INTERRUPT answers a running request with EINTR and drops its late answer', async (t) => {

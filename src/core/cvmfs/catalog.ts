@@ -53,6 +53,7 @@ export class Catalog {
   readonly #database: DatabaseSync;
   readonly #entryByPath: StatementSync;
   readonly #entriesByParent: StatementSync;
+  readonly #childCount: StatementSync;
   readonly #nestedByPath: StatementSync;
   readonly #chunksInRange: StatementSync;
 
@@ -89,7 +90,9 @@ export class Catalog {
         schemaRevision >= 2 ? 'xattr' : 'NULL AS xattr',
       ].join(', ');
       this.#entryByPath = this.#database.prepare(`SELECT ${columns} FROM catalog WHERE md5path_1 = ? AND md5path_2 = ?`);
-      this.#entriesByParent = this.#database.prepare(`SELECT ${columns} FROM catalog WHERE parent_1 = ? AND parent_2 = ?`);
+      // SQLite's default (BINARY) collation compares names bytewise, as `ls` does in the C locale.
+      this.#entriesByParent = this.#database.prepare(`SELECT ${columns} FROM catalog WHERE parent_1 = ? AND parent_2 = ? ORDER BY name`);
+      this.#childCount = this.#database.prepare('SELECT COUNT(*) AS count FROM catalog WHERE parent_1 = ? AND parent_2 = ?');
       this.#entryByPath.setReadBigInts(true);
       this.#entriesByParent.setReadBigInts(true);
       this.#nestedByPath = this.#database.prepare('SELECT sha1, size FROM nested_catalogs WHERE path = ?');
@@ -113,9 +116,12 @@ export class Catalog {
   /** Entries whose parent is `path`, sorted by name (bytewise, as `ls` in the C locale). */
   children(path: string): CatalogRow[] {
     const rows = this.#query(() => this.#entriesByParent.all(...this.#storedHash(path)));
-    return rows
-      .map((row) => toCatalogRow(row, `${path}/${String(row.name)}`))
-      .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+    return rows.map((row) => toCatalogRow(row, `${path}/${String(row.name)}`));
+  }
+
+  /** How many entries `children(path)` would return, without reading them. */
+  countChildren(path: string): number {
+    return Number(this.#query(() => this.#childCount.get(...this.#storedHash(path)))!.count);
   }
 
   /**

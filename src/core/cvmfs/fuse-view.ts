@@ -181,6 +181,27 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return listing;
   }
 
+  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null> {
+    const directory = this.entry(parent);
+    // Counting first: decoding a big directory's entries would cost more than its lookups.
+    if ((await this.call(`count ${directory.path}`, () => this.repository.countEntries(directory.path))) > maxNames) return null;
+    const children = await this.call(`list ${directory.path}`, () => this.repository.readdir(directory.path, { hidden: true }));
+    const table = new Map<string, Attr>();
+    const markers: Entry[] = [];
+    for (const child of children) {
+      if (this.imageLayers && (child.name.startsWith(WHITEOUT_PREFIX) || child.name === CATALOG_MARKER)) markers.push(child);
+      else table.set(child.name, this.remember(child));
+    }
+    // What lookup makes of a name that is missing but has a `.wh.` marker; names lookup refuses
+    // outright (markers of markers, of the catalog marker) stay not found.
+    for (const marker of markers) {
+      const name = marker.name.slice(WHITEOUT_PREFIX.length);
+      if (marker.name === CATALOG_MARKER || name.startsWith(WHITEOUT_PREFIX) || name === CATALOG_MARKER || table.has(name)) continue;
+      table.set(name, this.whiteoutFor(marker, name, directory.path));
+    }
+    return table;
+  }
+
   private async isOpaque(directory: Entry): Promise<boolean> {
     if (!this.imageLayers || directory.type !== 'dir') return false;
     return this.repository.lookup(childPath(directory.path, OPAQUE_MARKER)).then(() => true, () => false);

@@ -132,17 +132,31 @@ export class Repository {
     return decodeEntry(row, catalog.mountpoint, this.#symlinkEnvironment);
   }
 
-  /** The entries of a directory, sorted by name; hidden entries (like /.cvmfs) are left out. */
-  async readdir(path: string): Promise<Entry[]> {
+  /**
+   * The entries of a directory, sorted by name. Hidden entries (like /.cvmfs), which lookup finds
+   * but a listing does not show, are left out unless asked for.
+   */
+  async readdir(path: string, options: { hidden?: boolean } = {}): Promise<Entry[]> {
     const directory = normalizeRepositoryPath(path);
+    const listing = await this.#catalogListing(directory);
+    return listing
+      .children(directory)
+      .filter((child) => options.hidden === true || (child.flags & FLAGS.hidden) === 0)
+      .map((child) => decodeEntry(child, listing.mountpoint, this.#symlinkEnvironment));
+  }
+
+  /** How many entries a directory has, hidden ones included, without reading them. */
+  async countEntries(path: string): Promise<number> {
+    const directory = normalizeRepositoryPath(path);
+    return (await this.#catalogListing(directory)).countChildren(directory);
+  }
+
+  /** The catalog that holds the entries of `directory`. */
+  async #catalogListing(directory: string): Promise<Catalog> {
     const { row, catalog } = await this.#resolve(directory);
     if ((row.mode & 0o170000) !== 0o040000) throw new CvmfsError('not-a-directory', `${directory || '/'} is not a directory`);
     // A mountpoint's contents live in the nested catalog, not in the parent that holds its row.
-    const listing = (row.flags & FLAGS.nestedMountpoint) !== 0 ? await this.#attachNested(catalog, directory) : catalog;
-    return listing
-      .children(directory)
-      .filter((child) => (child.flags & FLAGS.hidden) === 0)
-      .map((child) => decodeEntry(child, listing.mountpoint, this.#symlinkEnvironment));
+    return (row.flags & FLAGS.nestedMountpoint) !== 0 ? this.#attachNested(catalog, directory) : catalog;
   }
 
   async readlink(path: string): Promise<string> {

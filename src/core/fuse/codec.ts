@@ -132,19 +132,29 @@ export function encodeInitOut(init: InitOut): Buffer {
 }
 
 /** A timeout in seconds as the (seconds, nanoseconds) pair the kernel takes. */
-function splitSeconds(seconds: number): { sec: bigint; nsec: number } {
+function splitSeconds(seconds: number): { sec: number; nsec: number } {
   const whole = Math.floor(seconds);
-  return { sec: BigInt(whole), nsec: Math.round((seconds - whole) * 1e9) };
+  return { sec: whole, nsec: Math.round((seconds - whole) * 1e9) };
+}
+
+/**
+ * A safe integer as a little-endian 64-bit field, signed or not alike, without the BigInt that
+ * writeBig*Int64LE needs: listings and lookup tables encode several per entry.
+ */
+function writeInt64(out: Buffer, value: number, at: number): void {
+  const high = Math.floor(value / 2 ** 32);
+  out.writeUInt32LE(value - high * 2 ** 32, at);
+  out.writeInt32LE(high, at + 4);
 }
 
 function writeAttr(out: Buffer, at: number, attr: Attr): void {
   out.writeBigUInt64LE(attr.ino, at);
-  out.writeBigUInt64LE(BigInt(attr.size), at + 8);
-  out.writeBigUInt64LE(BigInt(attr.blocks), at + 16);
+  writeInt64(out, attr.size, at + 8);
+  writeInt64(out, attr.blocks, at + 16);
   // The kernel reads the times as signed (time64_t), so dates before 1970 survive.
-  out.writeBigInt64LE(BigInt(attr.atime), at + 24);
-  out.writeBigInt64LE(BigInt(attr.mtime), at + 32);
-  out.writeBigInt64LE(BigInt(attr.ctime), at + 40);
+  writeInt64(out, attr.atime, at + 24);
+  writeInt64(out, attr.mtime, at + 32);
+  writeInt64(out, attr.ctime, at + 40);
   out.writeUInt32LE(attr.atimeNs ?? 0, at + 48);
   out.writeUInt32LE(attr.mtimeNs ?? 0, at + 52);
   out.writeUInt32LE(attr.ctimeNs ?? 0, at + 56);
@@ -167,8 +177,8 @@ function writeEntryOut(out: Buffer, at: number, nodeId: bigint, attr: Attr | nul
   const attrValid = splitSeconds(timeouts.attr);
   out.writeBigUInt64LE(nodeId, at);
   // generation (at + 8) stays 0: node ids are never reused for other content within a mount.
-  out.writeBigUInt64LE(entry.sec, at + 16);
-  out.writeBigUInt64LE(attrValid.sec, at + 24);
+  writeInt64(out, entry.sec, at + 16);
+  writeInt64(out, attrValid.sec, at + 24);
   out.writeUInt32LE(entry.nsec, at + 32);
   out.writeUInt32LE(attrValid.nsec, at + 36);
   if (attr) writeAttr(out, at + 40, attr);
@@ -180,10 +190,17 @@ export function encodeEntryOut(nodeId: bigint, attr: Attr | null, timeouts: Entr
   return out;
 }
 
+/** fuse_entry_out of each entry, one after the other, in a buffer of its own (to transfer). */
+export function encodeEntryOuts(entries: readonly { nodeId: bigint; attr: Attr }[], timeouts: EntryTimeouts): Buffer {
+  const out = Buffer.alloc(entries.length * SIZE.ENTRY_OUT);
+  entries.forEach(({ nodeId, attr }, i) => writeEntryOut(out, i * SIZE.ENTRY_OUT, nodeId, attr, timeouts));
+  return out;
+}
+
 export function encodeAttrOut(attr: Attr, attrTimeout: number): Buffer {
   const out = Buffer.alloc(SIZE.ATTR_OUT);
   const valid = splitSeconds(attrTimeout);
-  out.writeBigUInt64LE(valid.sec, 0);
+  writeInt64(out, valid.sec, 0);
   out.writeUInt32LE(valid.nsec, 8);
   writeAttr(out, 16, attr);
   return out;

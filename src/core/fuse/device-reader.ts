@@ -6,20 +6,94 @@
 // waiting for its answer, so it takes requests off the device as fast as the kernel queues them,
 // and each further thread only cost ~50 ms of start-up (measured: a mount served its first
 // listing after ~400 ms with one, ~550 ms with four; reads and lookups were no faster with four).
-import { Worker } from 'node:worker_threads';
+//
+// A LOOKUP waits for its answer (a `stat` of 10k paths is 10k of them in a row), and handing it to
+// the main thread and back costs more than the answer itself. So the main thread may give the
+// reader a directory's lookup table (every name lookup finds there, with its encoded reply): the
+// reader then answers lookups in that directory itself, and reports the node ids it handed out,
+// before anything else it posts, so that the main thread's reference counts never miss one. A
+// directory it hands out is reported at once: a lookup inside it is likely to follow, and the
+// main thread may have its table ready by then.
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 
 // A string run with eval:true, because inside the single executable there is no file to start a
 // worker from. CommonJS require, since the bundle and eval'd workers are CommonJS. The loop starts
 // on the first message; with its one-time listener gone, the thread ends when the loop does.
-// EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the request it was about
-// to hand over (interrupted). ENODEV: the mount is gone, which ends the session.
+// Tables arrive on their own port, taken synchronously before each request (the loop never yields
+// to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
+// request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
+// session. A reply the kernel refuses (ENOENT: the caller was interrupted) references nothing.
+// The numbers are the FUSE protocol's: opcode LOOKUP 1, headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { readSync } = require('node:fs');
-const { fd, bufferSize } = workerData;
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
+const { readSync, writeSync } = require('node:fs');
+const { fd, bufferSize, tables, negativeEntry, maxTableNames, debug } = workerData;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
+const reply = Buffer.alloc(16 + 128);
+const lookupTables = new Map();
+let tableNames = 0;
+let answered = [];
+let directories = [];
+function report() {
+  if (answered.length === 0) return;
+  parentPort.postMessage({ answered, directories });
+  answered = [];
+  directories = [];
+}
+function takeTables() {
+  for (let received; (received = receiveMessageOnPort(tables)) !== undefined; ) {
+    const { parent, names, entries } = received.message;
+    const indexes = new Map();
+    for (let i = 0; i < names.length; i++) indexes.set(names[i], i);
+    lookupTables.set(parent, { indexes, entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength) });
+    tableNames += names.length;
+  }
+  for (const [parent, table] of lookupTables) {
+    if (tableNames <= maxTableNames) break;
+    lookupTables.delete(parent);
+    tableNames -= table.indexes.size;
+    report();
+    parentPort.postMessage({ dropped: parent });
+  }
+}
+function answerLookup(length) {
+  const table = lookupTables.get(buffer.readBigUInt64LE(16));
+  if (table === undefined) return false;
+  const end = buffer.indexOf(0, 40);
+  const name = buffer.toString('utf8', 40, end < 0 || end > length ? length : end);
+  if (name === '.' || name === '..') return false;
+  const index = table.indexes.get(name);
+  let size = 16;
+  if (index !== undefined) {
+    table.entries.copy(reply, 16, index * 128, index * 128 + 128);
+    size += 128;
+  } else if (negativeEntry !== null) {
+    reply.set(negativeEntry, 16);
+    size += 128;
+  }
+  reply.writeUInt32LE(size, 0);
+  reply.writeInt32LE(size === 16 ? -2 : 0, 4);
+  buffer.copy(reply, 8, 8, 16);
+  try {
+    writeSync(fd, reply, 0, size);
+  } catch (error) {
+    if (error.code !== 'ENOENT' && error.code !== 'ENODEV') parentPort.postMessage('writing a reply failed: ' + error.message);
+    return true;
+  }
+  if (index !== undefined) {
+    const nodeId = table.entries.readBigUInt64LE(index * 128);
+    answered.push(nodeId);
+    // fuse_entry_out.attr.mode: S_IFDIR.
+    if ((table.entries.readUInt32LE(index * 128 + 100) & 0o170000) === 0o040000) {
+      directories.push(nodeId);
+      report();
+    }
+  }
+  if (debug) parentPort.postMessage({ debug: 'LOOKUP ' + JSON.stringify(name) + ' in node ' + buffer.readBigUInt64LE(16) + (index === undefined ? ': not found' : ': found') + ', from its table' });
+  return true;
+}
 parentPort.once('message', () => {
   for (;;) {
     let length;
@@ -27,15 +101,32 @@ parentPort.once('message', () => {
       length = readSync(fd, buffer, 0, bufferSize, null);
     } catch (error) {
       if (error.code === 'EINTR' || error.code === 'EAGAIN' || error.code === 'ENOENT') continue;
-      if (error.code !== 'ENODEV') parentPort.postMessage(String(error.message));
+      if (error.code !== 'ENODEV') parentPort.postMessage('reading /dev/fuse failed: ' + error.message);
       break;
     }
+    takeTables();
+    if (buffer.readUInt32LE(4) === 1 && answerLookup(length)) continue;
+    report();
     const request = new Uint8Array(length);
     request.set(buffer.subarray(0, length));
     parentPort.postMessage(request, [request.buffer]);
   }
 });
 `;
+
+// Names of all tables a reader keeps by default, oldest dropped first: each costs the reader ~200
+// bytes and the main thread the entry it stands for, which it keeps while the reader may hand it out.
+const DEFAULT_MAX_TABLE_NAMES = 50_000;
+
+/** What the reader tells the main thread. */
+export interface DeviceReaderEvents {
+  /** A request, as read from the device. */
+  request(bytes: Buffer): void;
+  /** The kernel now holds these node ids, from lookups the reader answered; some are directories. */
+  answered(nodeIds: readonly bigint[], directories: readonly bigint[]): void;
+  /** The reader dropped the lookup table of directory `parent` and will not use it again. */
+  dropped(parent: bigint): void;
+}
 
 export interface DeviceReader {
   /**
@@ -45,21 +136,49 @@ export interface DeviceReader {
   start(): Promise<void>;
   /** Ends a reader that was never started (the mount failed). */
   cancel(): Promise<void>;
+  /**
+   * Lets the reader answer lookups in directory `parent` (a node id): `names[i]` is found with the
+   * fuse_entry_out at `entries[128 i]`, and any other name is not found. The reader takes it
+   * before the next request it reads; `events.dropped` says when it lets go of it.
+   */
+  shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array): void;
+}
+
+export interface DeviceReaderOptions {
+  /** The fuse_entry_out of a name not found, or null to answer ENOENT (no negative caching). */
+  negativeEntry: Uint8Array | null;
+  /** Post a line for each lookup the reader answers, for --debug. */
+  debug: boolean;
+  /** Names of all lookup tables kept; default 50,000. */
+  maxTableNames?: number;
 }
 
 /**
- * Boots the reader of the FUSE device `fd`, waiting for start(); `onRequest` gets each request on
- * the main thread. A thread takes tens of milliseconds to boot, which is best spent while the
- * device is being mounted rather than keeping the kernel's INIT waiting.
+ * Boots the reader of the FUSE device `fd`, waiting for start(). A thread takes tens of
+ * milliseconds to boot, which is best spent while the device is being mounted rather than
+ * keeping the kernel's INIT waiting.
  */
-export function prepareDeviceReader(fd: number, onRequest: (request: Buffer) => void): DeviceReader {
-  const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, bufferSize: REQUEST_BUFFER_SIZE } });
-  worker.on('message', (message: Uint8Array | string) => {
-    if (typeof message === 'string') log.error(`fuse: reading /dev/fuse failed: ${message}`);
-    else onRequest(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+export function prepareDeviceReader(fd: number, events: DeviceReaderEvents, options: DeviceReaderOptions): DeviceReader {
+  const tables = new MessageChannel();
+  const worker = new Worker(READER_SOURCE, {
+    eval: true,
+    workerData: { fd, bufferSize: REQUEST_BUFFER_SIZE, tables: tables.port2, negativeEntry: options.negativeEntry, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug },
+    transferList: [tables.port2],
+  });
+  worker.on('message', (message: Uint8Array | string | { answered: bigint[]; directories: bigint[] } | { dropped: bigint } | { debug: string }) => {
+    if (message instanceof Uint8Array) events.request(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+    else if (typeof message === 'string') log.error(`fuse: ${message}`);
+    else if ('answered' in message) events.answered(message.answered, message.directories);
+    else if ('dropped' in message) events.dropped(message.dropped);
+    else log.debug(`fuse: ${message.debug}`);
   });
   worker.on('error', (error) => log.error(`fuse: device reader crashed: ${error.message}`));
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      tables.port1.close();
+      resolve();
+    }),
+  );
   return {
     start() {
       worker.postMessage('read');
@@ -67,6 +186,9 @@ export function prepareDeviceReader(fd: number, onRequest: (request: Buffer) => 
     },
     async cancel() {
       await worker.terminate();
+    },
+    shareLookupTable(parent, names, entries) {
+      tables.port1.postMessage({ parent, names, entries }, [entries.buffer as ArrayBuffer]);
     },
   };
 }

@@ -84,6 +84,13 @@ export interface ReadOnlyFilesystem {
    */
   readdir(ino: bigint, handle: bigint): Promise<readonly DirEntry[]>;
   releasedir?(ino: bigint, handle: bigint): Promise<void>;
+  /**
+   * Every name lookup finds in directory `parent`, with what lookup returns for it (any other
+   * name is not found), or null when there are more than `maxNames`. The server may then answer
+   * lookups there without asking, and it counts these inos as held (see forgetInode) while it
+   * may still hand them out.
+   */
+  lookupTable?(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null>;
   /** All zeros (with bsize 4096, namelen 255) when absent. */
   statfs?(): Promise<StatFs>;
   /** The value of one extended attribute; ENODATA when it is not set. No xattrs when absent. */

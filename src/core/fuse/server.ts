@@ -23,6 +23,8 @@ export interface ServeOptions {
   readaheadKb?: number;
   /** How long the kernel may take to send INIT after mounting; default 10 s. */
   initTimeoutMs?: number;
+  /** Names of all directory lookup tables the device reader keeps (see device-reader.ts). */
+  maxTableNames?: number;
 }
 
 export interface FuseServer {
@@ -57,7 +59,8 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
   const target = path.resolve(mountpoint);
   const fd = openSync('/dev/fuse', 'r+');
   const session = new FuseSession(fd, fs);
-  const reader = prepareDeviceReader(fd, (request) => session.handle(request));
+  const reader = prepareDeviceReader(fd, session.readerEvents, { ...session.readerOptions, ...(options.maxTableNames !== undefined && { maxTableNames: options.maxTableNames }) });
+  session.shareLookupTablesWith(reader);
   let device: number;
   try {
     device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });
