@@ -1,5 +1,5 @@
 import { cac } from 'cac';
-import { enableDebug, log } from './core/log.ts';
+import { enableDebug, log, logToFile } from './core/log.ts';
 import { VERSION } from './core/version.ts';
 
 const cli = cac('cvmfs-graphdriver');
@@ -100,6 +100,20 @@ cli
   .action(async (flags: import('./convert/make-thin-command.ts').MakeThinFlags) => {
     const { makeThinCommand } = await import('./convert/make-thin-command.ts');
     await makeThinCommand(flags);
+  });
+
+cli
+  .command('standby-mount', 'Wait for serve-driver to hand this process a mount on stdin (internal: the driver keeps one ready, so that a repository mounts without waiting for a process to start)')
+  .action(async () => {
+    // Loaded before waiting, which is the point of standing by.
+    await import('./core/cvmfs/mount-command.ts');
+    const { readMountOrder } = await import('./driver/standby-mount.ts');
+    const order = await readMountOrder(process.stdin);
+    if (order === null) return;
+    logToFile(order.logFile);
+    if (order.args.includes('--debug')) enableDebug();
+    cli.parse([...process.argv.slice(0, 2), 'mount', ...order.args], { run: false });
+    await cli.runMatchedCommand();
   });
 
 cli.command('version', 'Print the version').action(() => {

@@ -1,15 +1,19 @@
+import { openSync, writeSync } from 'node:fs';
 import { formatWithOptions } from 'node:util';
 import { createConsola, type ConsolaReporter } from 'consola';
 
 // Log files (the driver's, its repository mounts', CI output) get one timestamped line per
 // record, which is what debugging needs; a terminal gets consola's own layout. The plain lines
 // also spare each short-lived process consola's start-up cost of measuring and dating them.
+function plainLine(record: Parameters<ConsolaReporter['log']>[0]): string {
+  const text = formatWithOptions({ colors: false }, ...record.args);
+  const tag = record.tag ? ` [${record.tag}]` : '';
+  return `${new Date().toISOString()} ${record.type.toUpperCase()}${tag} ${text}\n`;
+}
+
 const plainLines: ConsolaReporter = {
   log(record) {
-    const text = formatWithOptions({ colors: false }, ...record.args);
-    const tag = record.tag ? ` [${record.tag}]` : '';
-    const line = `${new Date().toISOString()} ${record.type.toUpperCase()}${tag} ${text}\n`;
-    (record.level < 2 ? process.stderr : process.stdout).write(line);
+    (record.level < 2 ? process.stderr : process.stdout).write(plainLine(record));
   },
 };
 
@@ -22,4 +26,10 @@ export const log = createConsola({
 
 export function enableDebug(): void {
   log.level = 4;
+}
+
+/** Sends every further record to `file` (appended), for a process whose output went elsewhere. */
+export function logToFile(file: string): void {
+  const fd = openSync(file, 'a');
+  log.setReporters([{ log: (record) => writeSync(fd, plainLine(record)) }]);
 }

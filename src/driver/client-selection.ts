@@ -32,13 +32,15 @@ export function checkClientCanMount(choice: string, specs: Iterable<RepositorySp
 /** The client for each repository as `choice` says; refuses a choice that cannot work here. */
 export function selectRepositoryClients(choice: string, access: RepositoryAccess, logDir: string): RepositoryMounter {
   if (!isClientChoice(choice)) throw new Error(`--client ${choice}: choose one of ${CLIENT_CHOICES.join(', ')}`);
-  const embedded = embeddedMounter(access, logDir);
+  const executable = findOnPath('cvmfs2');
+  const readsOwnConfig = path.resolve(access.configRoot) === CVMFS2_CONFIG_ROOT;
+  // Repositories by URL (which only the embedded client mounts) come from flags or later from
+  // storage options; a standby process is kept only where the embedded client is the rule.
+  const embedded = embeddedMounter(access, logDir, { standby: choice === 'embedded' || (choice === 'auto' && !(executable && readsOwnConfig)) });
   if (choice === 'embedded') {
     log.info('repositories are mounted with the embedded CernVM-FS client (--client embedded)');
     return embedded;
   }
-  const executable = findOnPath('cvmfs2');
-  const readsOwnConfig = path.resolve(access.configRoot) === CVMFS2_CONFIG_ROOT;
   if (choice === 'cvmfs2') {
     if (!executable) throw new Error('--client cvmfs2: cvmfs2 is not installed here (not found on PATH); install the CernVM-FS client, or leave out --client to use the embedded one');
     if (!readsOwnConfig) throw new Error(`--client cvmfs2: cvmfs2 reads its configuration from ${CVMFS2_CONFIG_ROOT}, so --cvmfs-config ${access.configRoot} cannot apply to it`);

@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isMounted, isServed } from '../core/fuse/mount.ts';
 import { LogLevels } from 'consola';
 import { log } from '../core/log.ts';
-import { logTail, MOUNT_TIMEOUT_MS, startMountProcess, unmountRepository } from './mount-process.ts';
+import { logTail, mountLogFile, MOUNT_TIMEOUT_MS, startMountProcess, unmountRepository } from './mount-process.ts';
+import { startStandbyMount, type StandbyMount } from './standby-mount.ts';
 import type { RepositoryMounter } from './repository-mounts.ts';
 import type { RepositoryAccess } from './repository-config.ts';
 
@@ -27,7 +28,26 @@ function selfCommand(): string[] {
   return [process.execPath, ...process.execArgv, entry];
 }
 
-export function embeddedMounter(access: RepositoryAccess, logDir: string): RepositoryMounter {
+// A new standby waits this long after one is taken, not to slow down the mount it is starting.
+const STANDBY_DELAY_MS = 2000;
+
+export interface EmbeddedMounterOptions {
+  /** Keep a mount process started ahead of need (see standby-mount.ts). */
+  standby: boolean;
+}
+
+export function embeddedMounter(access: RepositoryAccess, logDir: string, options: EmbeddedMounterOptions): RepositoryMounter {
+  let standby: StandbyMount | null = null;
+  const standBy = () => {
+    try {
+      const [command, ...prefix] = selfCommand();
+      standby = startStandbyMount(command!, prefix, logDir);
+    } catch (error) {
+      // Mounting says so, with the same reason, when it comes to it.
+      log.debug(`no standby mount process: ${(error as Error).message}`);
+    }
+  };
+  if (options.standby) standBy();
   return {
     clientName: () => 'the embedded CernVM-FS client',
     // It presents layers for overlay itself (--image-layers).
@@ -39,7 +59,8 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string): Repos
       const args = [...prefix, 'mount', ...source, target, '--image-layers', '--cache', access.cacheDir, '--cache-size', String(access.cacheMb)];
       // A driver debugging its requests wants its mounts' requests too.
       if (log.level >= LogLevels.debug) args.push('--debug');
-      const server = startMountProcess(command!, args, logDir, repository);
+      const server = standby?.take({ args: args.slice(prefix.length + 1), logFile: mountLogFile(logDir, repository) }) ?? startMountProcess(command!, args, logDir, repository);
+      if (options.standby) setTimeout(standBy, STANDBY_DELAY_MS).unref();
       let exited: string | undefined;
       void server.ended.then(({ how }) => { exited = how; });
       const deadline = Date.now() + MOUNT_TIMEOUT_MS;
@@ -49,7 +70,9 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string): Repos
           server.kill();
           throw new Error(`mounting ${repository} did not finish within ${MOUNT_TIMEOUT_MS / 1000} s:\n${logTail(server.logFile)}`);
         }
-        await sleep(50);
+        // Often waited for by a container's start, so checked often: reading the mount table
+        // costs well under a millisecond.
+        await sleep(10);
       }
     },
     unmount: unmountRepository,

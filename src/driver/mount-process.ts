@@ -17,9 +17,14 @@ export interface MountProcess {
   kill(): void;
 }
 
+/** The log of a repository's mount process. */
+export function mountLogFile(logDir: string, repository: string): string {
+  return path.join(logDir, `${repository}.log`);
+}
+
 export function startMountProcess(command: string, args: string[], logDir: string, repository: string): MountProcess {
   fs.mkdirSync(logDir, { recursive: true });
-  const logFile = path.join(logDir, `${repository}.log`);
+  const logFile = mountLogFile(logDir, repository);
   const out = fs.openSync(logFile, 'a');
   const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out] });
   fs.closeSync(out);
