@@ -100,8 +100,8 @@ const EMPTY_ANSWER: Answer = { payload: [] };
 // A directory's lookup table goes to the device reader once the main thread has answered enough
 // lookups in it for its size: checked after 1, 2, 4, 8 … lookups (finding the directory itself
 // counts as one, since a lookup inside it usually follows), allowing 128 names per lookup.
-// A name costs the main thread ~12 µs to put in a table, while each lookup it answers costs the
-// caller two thread hops (0.2–0.5 ms here, against ~45 µs answered from a table), so a table is
+// A name costs the main thread ~15 µs to put in a table, while each lookup it answers costs the
+// caller two thread hops (0.2 ms to over 1 ms here, against ~45 µs answered from a table), so a table is
 // built for about what its directory's lookups have already cost and pays for itself within a
 // few more; a big directory gets one only once many of its names have been looked up.
 const TABLE_NAMES_PER_LOOKUP = 128;
