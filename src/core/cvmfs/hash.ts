@@ -57,15 +57,29 @@ export function algorithmFlagValue(algorithm: HashAlgorithm): number {
   return ALGORITHMS_BY_FLAG_VALUE.indexOf(algorithm);
 }
 
+/** How to hash and name objects where this module cannot be imported (worker threads run plain source). */
+export interface HashRecipe {
+  /** Node's name of the digest. */
+  digest: string;
+  /** For the extendable-output SHAKE128: the digest's length in bytes. */
+  outputLength: number | undefined;
+  /** The algorithm id that follows the hex digits in object names. */
+  id: string;
+}
+
+const RECIPES: Record<HashAlgorithm, HashRecipe> = {
+  sha1: { digest: 'sha1', outputLength: undefined, id: ALGORITHM_IDS.sha1 },
+  rmd160: { digest: 'ripemd160', outputLength: undefined, id: ALGORITHM_IDS.rmd160 },
+  shake128: { digest: 'shake128', outputLength: 20, id: ALGORITHM_IDS.shake128 },
+};
+
+export function hashRecipe(algorithm: HashAlgorithm): HashRecipe {
+  return RECIPES[algorithm];
+}
+
 export function createContentHasher(algorithm: HashAlgorithm): Hash {
-  switch (algorithm) {
-    case 'sha1':
-      return createHash('sha1');
-    case 'rmd160':
-      return createHash('ripemd160');
-    case 'shake128':
-      return createHash('shake128', { outputLength: 20 });
-  }
+  const { digest, outputLength } = RECIPES[algorithm];
+  return createHash(digest, outputLength === undefined ? undefined : { outputLength });
 }
 
 export function hashBytes(algorithm: HashAlgorithm, data: Uint8Array): ContentHash {

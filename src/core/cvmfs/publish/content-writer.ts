@@ -1,18 +1,21 @@
-// Turns a regular file's bytes into objects, compressing several files at once on the libuv
-// thread pool while the caller moves on through the tar: files up to the chunking threshold
-// become one object; larger ones are cut like the real publisher cuts them (chunk objects with
-// suffix P; a file that yields a single piece is stored whole). Memory is bounded by a budget
-// of bytes waiting to be compressed.
+// Turns a regular file's bytes into objects, stored by worker threads while the caller moves on
+// through the tar: files up to the chunking threshold become one object; larger ones are cut
+// like the real publisher cuts them (chunk objects with suffix P; a file that yields a single
+// piece is stored whole). Memory is bounded by a budget of bytes waiting to be stored.
+import { availableParallelism } from 'node:os';
 import type { ContentHash } from '../hash.ts';
 import { cutChunks, mightChunk, type ChunkSizes } from './chunker.ts';
 import type { ObjectStore } from './object-store.ts';
+import { ObjectWriters } from './object-writers.ts';
 import type { FileContent } from './rows.ts';
 import type { ChunkEntry } from './writable-catalog.ts';
 
-// Bytes read but not yet compressed, and compressions under way: a few chunks' worth keeps the
-// thread-pool workers busy; each zlib stream also holds a few hundred KiB of its own.
+// Bytes read but not yet stored: a few chunks' worth keeps the threads busy. The job count
+// bounds what a tar of countless empty files queues.
 const BUDGET_BYTES = 64 * 1024 * 1024;
-const MAX_JOBS = 8;
+const MAX_JOBS = 256;
+// One thread per core: compressing is most of the work, and the caller's thread mostly waits.
+const THREADS = Math.min(4, availableParallelism());
 // Without chunking, larger files are streamed through zlib instead of held in memory.
 const LARGEST_BUFFERED_FILE = 64 * 1024 * 1024;
 
@@ -28,12 +31,14 @@ export interface PendingContent {
 
 export class ContentWriter {
   readonly #store: ObjectStore;
+  readonly #writers: ObjectWriters;
   readonly #chunking: ChunkSizes | null;
   readonly #budget: ByteBudget;
 
-  /** `chunking` null stores every file whole, as `cvmfs_server ingest` does. */
+  /** `chunking` null stores every file whole, as `cvmfs_server ingest` does. Starts threads: close() it. */
   constructor(store: ObjectStore, chunking: ChunkSizes | null) {
     this.#store = store;
+    this.#writers = new ObjectWriters(store, THREADS);
     this.#chunking = chunking;
     this.#budget = new ByteBudget(BUDGET_BYTES);
   }
@@ -49,14 +54,19 @@ export class ContentWriter {
       return { stored: Promise.resolve(wholeFile(size, hash)) };
     }
     await this.#budget.acquire(size);
-    let data;
+    let parts;
     try {
-      data = await readWhole(body, size);
+      parts = await readWhole(body, size);
     } catch (error) {
       this.#budget.release(size);
       throw error;
     }
-    return { stored: this.#settle(this.#store.put(data, '').then((hash) => wholeFile(size, hash)), size) };
+    return { stored: this.#settle(this.#writers.put(parts, size, '').then((hash) => wholeFile(size, hash)), size) };
+  }
+
+  /** Waits for the objects under way and ends the threads. */
+  close(): Promise<void> {
+    return this.#writers.close();
   }
 
   async #writeChunked(body: AsyncIterable<Buffer>, size: number, sizes: ChunkSizes): Promise<PendingContent> {
@@ -64,25 +74,27 @@ export class ContentWriter {
     // The first piece waits until a second one shows it is a chunk and not the whole file.
     let first: Buffer | undefined;
     let offset = 0;
+    // Pieces are handed over to the writers (and emptied), so their lengths are taken first.
     const storeChunk = async (piece: Buffer, at: number) => {
-      await this.#budget.acquire(piece.length);
-      stored.push(this.#settle(this.#store.put(piece, 'P').then((hash) => ({ offset: at, size: piece.length, hash })), piece.length));
+      const length = piece.length;
+      await this.#budget.acquire(length);
+      stored.push(this.#settle(this.#writers.putBuffer(piece, 'P').then((hash) => ({ offset: at, size: length, hash })), length));
     };
     for await (const piece of cutChunks(body, sizes)) {
+      const length = piece.length;
       if (offset === 0) first = piece;
       else {
         if (first !== undefined) await storeChunk(first, 0);
         first = undefined;
         await storeChunk(piece, offset);
       }
-      offset += piece.length;
+      offset += length;
     }
     if (offset !== size) throw new Error(`file content ended after ${offset} of ${size} bytes`);
     if (first !== undefined) {
       // A sole piece is the whole file: stored without suffix and not flagged as chunked.
-      const whole = first;
-      await this.#budget.acquire(whole.length);
-      return { stored: this.#settle(this.#store.put(whole, '').then((hash) => wholeFile(size, hash)), whole.length) };
+      await this.#budget.acquire(size);
+      return { stored: this.#settle(this.#writers.putBuffer(first, '').then((hash) => wholeFile(size, hash)), size) };
     }
     const all = Promise.all(stored).then((chunks) => ({
       content: { size, algorithm: this.#store.algorithm, chunked: true as const },
@@ -105,8 +117,8 @@ function wholeFile(size: number, hash: ContentHash): StoredContent {
   return { content: { size, algorithm: hash.algorithm, chunked: false, hash }, chunks: [] };
 }
 
-/** The content in one buffer; a file that arrived in one piece is not copied (the source does not reuse its buffers). */
-async function readWhole(body: AsyncIterable<Buffer>, size: number): Promise<Buffer> {
+/** The content's pieces (views of the source's buffers, which it does not reuse). */
+async function readWhole(body: AsyncIterable<Buffer>, size: number): Promise<Buffer[]> {
   const pieces: Buffer[] = [];
   let filled = 0;
   for await (const piece of body) {
@@ -114,7 +126,7 @@ async function readWhole(body: AsyncIterable<Buffer>, size: number): Promise<Buf
     filled += piece.length;
   }
   if (filled !== size) throw new Error(`file content has ${filled} bytes where its header gives ${size}`);
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);
+  return pieces;
 }
 
 /** Admits a job while fewer than `limit` bytes and MAX_JOBS jobs are outstanding (always at least one). */

@@ -31,8 +31,9 @@ const DEFAULT_COMPRESSION_LEVEL = 6;
 export class ObjectStore {
   readonly storage: string;
   readonly algorithm: HashAlgorithm;
-  readonly #level: number;
-  readonly #tempDir: string;
+  readonly compressionLevel: number;
+  /** Where objects are written before they are renamed into place: on the storage's file system. */
+  readonly tempDir: string;
   #tempCounter = 0;
   /** Object paths known to exist, so repeated content costs no stat. */
   readonly #present = new Set<string>();
@@ -46,14 +47,14 @@ export class ObjectStore {
    */
   constructor(storage: string, tempDir: string, algorithm: HashAlgorithm, compressionLevel = DEFAULT_COMPRESSION_LEVEL) {
     this.storage = storage;
-    this.#tempDir = tempDir;
+    this.tempDir = tempDir;
     this.algorithm = algorithm;
-    this.#level = compressionLevel;
+    this.compressionLevel = compressionLevel;
   }
 
   /** Compresses and stores `data` unless it is there already; the suffix only changes the object's file name. */
   async put(data: Uint8Array, suffix: ObjectSuffix): Promise<ContentHash> {
-    const compressed = data.length < SMALL_OBJECT ? deflateSync(data, { level: this.#level }) : await deflateAsync(data, { level: this.#level, chunkSize: outputPiece(data.length) });
+    const compressed = data.length < SMALL_OBJECT ? deflateSync(data, { level: this.compressionLevel }) : await deflateAsync(data, { level: this.compressionLevel, chunkSize: outputPiece(data.length) });
     const hash = hashBytes(this.algorithm, compressed);
     const path = objectPath(hash, suffix);
     if (this.#exists(path)) return hash;
@@ -76,7 +77,7 @@ export class ObjectStore {
     });
     const temp = this.#tempPath();
     try {
-      await pipeline(body, createDeflate({ level: this.#level, chunkSize: OUTPUT_PIECE }), hashing, createWriteStream(temp));
+      await pipeline(body, createDeflate({ level: this.compressionLevel, chunkSize: OUTPUT_PIECE }), hashing, createWriteStream(temp));
       const hash: ContentHash = { algorithm: this.algorithm, hex: hasher.digest('hex') };
       const path = objectPath(hash, suffix);
       if (this.#exists(path)) {
@@ -119,7 +120,7 @@ export class ObjectStore {
   }
 
   #tempPath(): string {
-    return join(this.#tempDir, `object-${process.pid}-${this.#tempCounter++}`);
+    return join(this.tempDir, `object-${process.pid}-${this.#tempCounter++}`);
   }
 
   async #publish(temp: string, path: string, size: number): Promise<void> {
@@ -132,10 +133,13 @@ export class ObjectStore {
       await mkdir(dirname(target), { recursive: true });
       await rename(temp, target);
     }
+    this.recordWritten(path, size);
+  }
+
+  /** Counts an object written to `path` (also by a thread of ObjectWriters), which therefore exists. */
+  recordWritten(path: string, size: number): void {
     this.#present.add(path);
     this.objectsWritten++;
     this.bytesWritten += size;
   }
-
-
 }

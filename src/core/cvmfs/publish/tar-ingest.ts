@@ -113,7 +113,6 @@ export async function ingestTar(editor: TreeEditor, store: ObjectStore, source: 
   const { baseDir } = options;
   await editor.ensureDirectory(baseDir);
   if (options.createCatalog && baseDir !== '') await editor.makeNestedCatalog(baseDir);
-  const writer = new ContentWriter(store, options.chunking);
   const summary: IngestSummary = { entries: 0, files: 0, bytes: 0 };
   const hardlinks: { path: string; target: string }[] = [];
   // Catalog changes are applied strictly in tar order, each after its content is stored.
@@ -123,6 +122,7 @@ export async function ingestTar(editor: TreeEditor, store: ObjectStore, source: 
     applied = applied.then(apply);
     applied.catch((error: unknown) => (failure ??= error));
   };
+  const writer = new ContentWriter(store, options.chunking);
   try {
     for await (const entry of readTar(source)) {
       if (failure !== undefined) break;
@@ -162,12 +162,14 @@ export async function ingestTar(editor: TreeEditor, store: ObjectStore, source: 
           break;
       }
     }
+    await applied;
   } catch (error) {
     // Let the changes already queued finish before the caller throws the tree away.
     await applied.catch(() => {});
     throw error;
+  } finally {
+    await writer.close();
   }
-  await applied;
   for (const { path, target } of hardlinks) await cloneHardlink(editor, path, target);
   return summary;
 }
