@@ -17,6 +17,11 @@ import {
 
 export type LayerCompression = 'none' | 'gzip' | 'zstd';
 
+// zlib's default 16 KiB output pieces cost the reading thread a thread-pool round trip, and a
+// wakeup, per 16 KiB of tar: in 256 KiB pieces make-thin took a tenth less CPU and a third of
+// the context switches (bench/make-thin.ts on two cores).
+const OUTPUT_PIECE = 256 * 1024;
+
 const COMPRESSION_BY_MEDIA_TYPE: ReadonlyMap<string, LayerCompression> = new Map<string, LayerCompression>([
   [DOCKER_LAYER_GZIP, 'gzip'],
   [DOCKER_FOREIGN_LAYER_GZIP, 'gzip'],
@@ -40,8 +45,8 @@ export function decompressLayer(mediaType: string): Transform {
     case 'none':
       return new PassThrough();
     case 'gzip':
-      return createGunzip();
+      return createGunzip({ chunkSize: OUTPUT_PIECE });
     case 'zstd':
-      return createZstdDecompress();
+      return createZstdDecompress({ chunkSize: OUTPUT_PIECE });
   }
 }
