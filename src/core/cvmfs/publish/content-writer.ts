@@ -14,7 +14,8 @@ import type { ChunkEntry } from './writable-catalog.ts';
 // bounds what a tar of countless empty files queues.
 const BUDGET_BYTES = 64 * 1024 * 1024;
 const MAX_JOBS = 256;
-// One thread per core: compressing is most of the work, and the caller's thread mostly waits.
+// One thread per core, up to four (measured on two): compressing is most of the work, and the
+// caller's thread mostly waits for them.
 const THREADS = Math.min(4, availableParallelism());
 // Without chunking, larger files are streamed through zlib instead of held in memory.
 const LARGEST_BUFFERED_FILE = 64 * 1024 * 1024;

@@ -141,7 +141,9 @@ export class ObjectWriters {
   }
 
   #answer(thread: Thread, { buffer, outcomes }: BatchOutcome): void {
-    const batch = thread.sent.shift()!;
+    const batch = thread.sent.shift();
+    // Already failed with the thread.
+    if (batch === undefined) return;
     thread.bytes -= batch.bytes;
     if (buffer.byteLength === BATCH_BYTES) this.#spare.push(buffer);
     for (const [index, outcome] of outcomes.entries()) {
