@@ -105,8 +105,10 @@ cli
 cli
   .command('standby-mount', 'Wait for serve-driver to hand this process a mount on stdin (internal: the driver keeps one ready, so that a repository mounts without waiting for a process to start)')
   .action(async () => {
-    // Loaded before waiting, which is the point of standing by.
+    // Loaded, and the FUSE device's reader booted, before waiting: the point of standing by.
     await import('./core/cvmfs/mount-command.ts');
+    const { prepareFuseDeviceAhead } = await import('./core/fuse/server.ts');
+    prepareFuseDeviceAhead();
     const { readMountOrder } = await import('./driver/standby-mount.ts');
     const order = await readMountOrder(process.stdin);
     if (order === null) return;

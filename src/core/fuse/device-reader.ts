@@ -20,7 +20,8 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 
 // A string run with eval:true, because inside the single executable there is no file to start a
 // worker from. CommonJS require, since the bundle and eval'd workers are CommonJS. The loop starts
-// on the first message; with its one-time listener gone, the thread ends when the loop does.
+// on the first message, which brings the settings of the session it serves; with its one-time
+// listener gone, the thread ends when the loop does.
 // Tables arrive on their own port, taken synchronously before each request (the loop never yields
 // to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
 // request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
@@ -29,7 +30,10 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync } = require('node:fs');
-const { fd, bufferSize, tables, negativeEntry, maxTableNames, debug } = workerData;
+const { fd, bufferSize, tables } = workerData;
+let negativeEntry = null;
+let maxTableNames = 0;
+let debug = false;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
 const reply = Buffer.alloc(16 + 128);
 const lookupTables = new Map();
@@ -94,7 +98,8 @@ function answerLookup(length) {
   if (debug) parentPort.postMessage({ debug: 'LOOKUP ' + JSON.stringify(name) + ' in node ' + buffer.readBigUInt64LE(16) + (index === undefined ? ': not found' : ': found') + ', from its table' });
   return true;
 }
-parentPort.once('message', () => {
+parentPort.once('message', (settings) => {
+  ({ negativeEntry, maxTableNames, debug } = settings);
   for (;;) {
     let length;
     try {
@@ -130,10 +135,10 @@ export interface DeviceReaderEvents {
 
 export interface DeviceReader {
   /**
-   * Starts reading, once the device is mounted (reading an unmounted one fails). Resolves when
-   * the reader has stopped, normally because the mount went away.
+   * Starts reading for a session, once the device is mounted (reading an unmounted one fails).
+   * Resolves when the reader has stopped, normally because the mount went away.
    */
-  start(): Promise<void>;
+  start(events: DeviceReaderEvents, options: DeviceReaderOptions): Promise<void>;
   /** Ends a reader that was never started (the mount failed). */
   cancel(): Promise<void>;
   /**
@@ -155,19 +160,18 @@ export interface DeviceReaderOptions {
 
 /**
  * Boots the reader of the FUSE device `fd`, waiting for start(). A thread takes tens of
- * milliseconds to boot, which is best spent while the device is being mounted rather than
- * keeping the kernel's INIT waiting.
+ * milliseconds to boot, which is best spent before the kernel sends INIT: while the device is
+ * being mounted, or before it is known what to mount. Until started it does not keep the
+ * process alive.
  */
-export function prepareDeviceReader(fd: number, events: DeviceReaderEvents, options: DeviceReaderOptions): DeviceReader {
+export function prepareDeviceReader(fd: number): DeviceReader {
   const tables = new MessageChannel();
-  const worker = new Worker(READER_SOURCE, {
-    eval: true,
-    workerData: { fd, bufferSize: REQUEST_BUFFER_SIZE, tables: tables.port2, negativeEntry: options.negativeEntry, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug },
-    transferList: [tables.port2],
-  });
+  const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, bufferSize: REQUEST_BUFFER_SIZE, tables: tables.port2 }, transferList: [tables.port2] });
+  let events: DeviceReaderEvents | null = null;
   worker.on('message', (message: Uint8Array | string | { answered: bigint[]; directories: bigint[] } | { dropped: bigint } | { debug: string }) => {
-    if (message instanceof Uint8Array) events.request(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
-    else if (typeof message === 'string') log.error(`fuse: ${message}`);
+    if (typeof message === 'string') log.error(`fuse: ${message}`);
+    else if (events === null) return;
+    else if (message instanceof Uint8Array) events.request(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
     else if ('answered' in message) events.answered(message.answered, message.directories);
     else if ('dropped' in message) events.dropped(message.dropped);
     else log.debug(`fuse: ${message.debug}`);
@@ -179,9 +183,13 @@ export function prepareDeviceReader(fd: number, events: DeviceReaderEvents, opti
       resolve();
     }),
   );
+  // After the listeners, each of which would take the reference again.
+  worker.unref();
   return {
-    start() {
-      worker.postMessage('read');
+    start(sessionEvents, options) {
+      events = sessionEvents;
+      worker.ref();
+      worker.postMessage({ negativeEntry: options.negativeEntry, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug });
       return exited;
     },
     async cancel() {

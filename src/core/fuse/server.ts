@@ -1,11 +1,11 @@
 // Serving a ReadOnlyFilesystem at a mountpoint: open /dev/fuse, mount it, read requests on
-// a worker thread (booted while it mounts) and answer them on the main thread until the kernel
-// ends the session.
+// a worker thread (booted while it mounts, or ahead of time) and answer them on the main thread
+// until the kernel ends the session.
 import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prepareDeviceReader } from './device-reader.ts';
+import { prepareDeviceReader, type DeviceReader } from './device-reader.ts';
 import type { ReadOnlyFilesystem } from './filesystem.ts';
 import { detachOnExit, mountFuse, unmount } from './mount.ts';
 import { FuseSession } from './session.ts';
@@ -46,6 +46,32 @@ process.on('exit', () => {
   for (const detach of mountsToDetachOnExit) detach();
 });
 
+/** A connection to /dev/fuse with its reader booted, not mounted yet. */
+interface FuseDevice {
+  fd: number;
+  reader: DeviceReader;
+}
+
+function openFuseDevice(): FuseDevice {
+  const fd = openSync('/dev/fuse', 'r+');
+  return { fd, reader: prepareDeviceReader(fd) };
+}
+
+let deviceAhead: FuseDevice | null = null;
+
+/**
+ * Opens /dev/fuse and boots its reader now, for this process's next serveFilesystem: a process
+ * that will serve a mount it does not know yet (standby-mount) saves that time later. Best
+ * effort: serveFilesystem reports what fails.
+ */
+export function prepareFuseDeviceAhead(): void {
+  try {
+    deviceAhead ??= openFuseDevice();
+  } catch (error) {
+    log.debug(`fuse: cannot open /dev/fuse ahead of mounting: ${(error as Error).message}`);
+  }
+}
+
 /** Sets the mount's readahead through its backing device's sysfs entry; best effort. */
 async function setReadahead(device: number, kilobytes: number): Promise<void> {
   const name = `${Math.floor(device / 2 ** 20)}:${device % 2 ** 20}`;
@@ -57,9 +83,9 @@ async function setReadahead(device: number, kilobytes: number): Promise<void> {
 /** Mounts `fs` read-only at `mountpoint` (an existing directory) and serves it. Needs root. */
 export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string, options: ServeOptions = {}): Promise<FuseServer> {
   const target = path.resolve(mountpoint);
-  const fd = openSync('/dev/fuse', 'r+');
+  const { fd, reader } = deviceAhead ?? openFuseDevice();
+  deviceAhead = null;
   const session = new FuseSession(fd, fs);
-  const reader = prepareDeviceReader(fd, session.readerEvents, { ...session.readerOptions, ...(options.maxTableNames !== undefined && { maxTableNames: options.maxTableNames }) });
   session.shareLookupTablesWith(reader);
   let device: number;
   try {
@@ -74,7 +100,8 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
     detachOnExit(target, device);
   };
   mountsToDetachOnExit.add(detach);
-  const closed = reader.start().then(() => {
+  const readerOptions = { ...session.readerOptions, ...(options.maxTableNames !== undefined && { maxTableNames: options.maxTableNames }) };
+  const closed = reader.start(session.readerEvents, readerOptions).then(() => {
     mountsToDetachOnExit.delete(detach);
     session.end();
     closeSync(fd);
