@@ -45,15 +45,18 @@ test('a standby process serves the mount it is handed, logging to that mount\'s 
   const dir = await makeTempDir('standby');
   const nginx = await startNginx({ [FQRN]: REPOSITORY_DIR });
   const mountpoint = join(dir, 'mnt');
+  const standby = startStandbyMount(process.execPath, [MAIN], join(dir, 'logs'));
+  let server: ReturnType<typeof standby.take> = null;
   t.after(async () => {
     if (await isMounted(mountpoint)) await unmount(mountpoint);
+    // Gone already unless the test failed half-way.
+    server?.kill();
     await nginx.stop();
     await removeDir(dir);
   });
-  const standby = startStandbyMount(process.execPath, [MAIN], join(dir, 'logs'));
   assert.ok(standby.pid !== undefined);
   const logFile = join(dir, 'logs', `${FQRN}.log`);
-  const server = standby.take({ args: [`${nginx.baseUrl}/cvmfs/${FQRN}`, mountpoint, '--key', PUBLIC_KEY, '--cache', join(dir, 'cache'), '--image-layers'], logFile });
+  server = standby.take({ args: [`${nginx.baseUrl}/cvmfs/${FQRN}`, mountpoint, '--key', PUBLIC_KEY, '--cache', join(dir, 'cache'), '--image-layers'], logFile });
   assert.ok(server !== null);
   assert.equal(standby.take({ args: [], logFile }), null, 'one order only');
   await waitFor('the mount', () => isMounted(mountpoint));
@@ -66,6 +69,7 @@ test('a standby process serves the mount it is handed, logging to that mount\'s 
 
 test('a standby process whose driver exits without handing it a mount exits too', async () => {
   const dir = await makeTempDir('standby-orphan');
+  let pid = 0;
   try {
     // A driver in a process of its own, which starts a standby and exits.
     const script = `import { startStandbyMount } from ${JSON.stringify(STANDBY_MODULE)};
@@ -74,10 +78,11 @@ test('a standby process whose driver exits without handing it a mount exits too'
     let output = '';
     driver.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
     await new Promise((resolve) => driver.once('exit', resolve));
-    const pid = Number(output.trim());
+    pid = Number(output.trim());
     assert.ok(pid > 0, `the driver printed the standby's pid: ${output}`);
     await waitFor('the standby to exit', () => !isRunning(pid));
   } finally {
+    if (pid > 0 && isRunning(pid)) process.kill(pid);
     await removeDir(dir);
   }
 });
