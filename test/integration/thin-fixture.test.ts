@@ -2,10 +2,12 @@
 // CernVM-FS tools), served by nginx and configured through dockerd's storage options, run
 // through serve-driver with the embedded client: the layers stack with their deletions and
 // opaque dirs, only what a container reads is fetched, cached files survive the server going
-// away, and mounts and configuration survive a plugin restart.
+// away, mounts and configuration survive a plugin restart, and the mount is made by the
+// process the driver keeps standing by.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { run } from '../helpers/process.ts';
@@ -20,6 +22,20 @@ const LAYERS = [
 ];
 // The fixture's layers hold no programs; busybox comes in from the host, outside the image.
 const RUN = ['run', '--rm', '--network', 'none', '-v', '/bin/busybox:/busybox:ro', 'fixture/thin:1', '/busybox', 'sh', '-c'];
+
+/** Processes started as `standby-mount`, each with the files it holds open. */
+async function standbyProcesses(): Promise<{ pid: number; files: string[] }[]> {
+  const found: { pid: number; files: string[] }[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.split('\0').includes('standby-mount')) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+    const files = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+    found.push({ pid: Number(pid), files });
+  }
+  return found;
+}
 
 describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
   const name = uniquePluginName();
@@ -72,6 +88,18 @@ describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {
     assert.match(rest.join('\n'), /^\.\n\.\.\nconfig\.ini\n/, 'etc is opaque in layer 2: only its own config.ini');
     assert.match(stdout, /ls: \/removed: No such file or directory/);
     assert.match(stdout, /\n0\n$/, 'no .cvmfscatalog, thin.json or whiteout files show');
+  });
+
+  test('the repository is mounted by the process standing by, and another takes its place', async () => {
+    const repositoryLog = join(dir, 'logs', `${FQRN}.log`);
+    const standbys = await standbyProcesses();
+    const serving = standbys.filter(({ files }) => files.includes(repositoryLog));
+    assert.equal(serving.length, 1, 'one standby process serves the mount, logging to the repository\'s log');
+    assert.match(await readFile(repositoryLog, 'utf8'), new RegExp(`serving ${FQRN.replaceAll('.', '\\.')} revision`));
+    // The next one starts a moment after the first is taken.
+    const waiting = async () => (await standbyProcesses()).some(({ files }) => !files.includes(repositoryLog));
+    for (const deadline = Date.now() + 10_000; !(await waiting()) && Date.now() < deadline; ) await sleep(100);
+    assert.ok(await waiting(), 'a new standby process waits');
   });
 
   test('fetches only what containers read', async () => {
