@@ -56,10 +56,11 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string, option
       const spec = access.specs.get(repository);
       const source = spec?.serverUrl ? [spec.serverUrl, '--fqrn', repository, '--key', spec.key!] : [repository, '--cvmfs-config', access.configRoot];
       const [command, ...prefix] = selfCommand();
-      const args = [...prefix, 'mount', ...source, target, '--image-layers', '--cache', access.cacheDir, '--cache-size', String(access.cacheMb)];
+      const mountArgs = [...source, target, '--image-layers', '--cache', access.cacheDir, '--cache-size', String(access.cacheMb)];
       // A driver debugging its requests wants its mounts' requests too.
-      if (log.level >= LogLevels.debug) args.push('--debug');
-      const server = standby?.take({ args: args.slice(prefix.length + 1), logFile: mountLogFile(logDir, repository) }) ?? startMountProcess(command!, args, logDir, repository);
+      if (log.level >= LogLevels.debug) mountArgs.push('--debug');
+      const server =
+        standby?.take({ args: mountArgs, logFile: mountLogFile(logDir, repository) }) ?? startMountProcess(command!, [...prefix, 'mount', ...mountArgs], logDir, repository);
       if (options.standby) setTimeout(standBy, STANDBY_DELAY_MS).unref();
       let exited: string | undefined;
       void server.ended.then(({ how }) => { exited = how; });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupStaleMount, unmount } from '../core/fuse/mount.ts';
@@ -12,8 +12,8 @@ export const MOUNT_TIMEOUT_MS = 60_000;
 
 export interface MountProcess {
   logFile: string;
-  /** Resolves when the process has ended: its exit code (null for a signal) and how it ended. */
-  ended: Promise<{ code: number | null; how: string }>;
+  /** Resolves when the process has ended. */
+  ended: Promise<MountProcessEnd>;
   kill(): void;
 }
 
@@ -22,16 +22,24 @@ export function mountLogFile(logDir: string, repository: string): string {
   return path.join(logDir, `${repository}.log`);
 }
 
+/** How a mount process ended: its exit code (null for a signal or a failed start) and how. */
+export type MountProcessEnd = { code: number | null; how: string };
+
+/** Resolves when `child` has ended, however it ended. */
+export function processEnded(child: ChildProcess): Promise<MountProcessEnd> {
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, how: signal ?? `exit code ${code}` }));
+    child.once('error', (err) => resolve({ code: null, how: err.message }));
+  });
+}
+
 export function startMountProcess(command: string, args: string[], logDir: string, repository: string): MountProcess {
   fs.mkdirSync(logDir, { recursive: true });
   const logFile = mountLogFile(logDir, repository);
   const out = fs.openSync(logFile, 'a');
   const child = spawn(command, args, { detached: true, stdio: ['ignore', out, out] });
   fs.closeSync(out);
-  const ended = new Promise<{ code: number | null; how: string }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, how: signal ?? `exit code ${code}` }));
-    child.once('error', (err) => resolve({ code: null, how: err.message }));
-  });
+  const ended = processEnded(child);
   child.unref();
   return { logFile, ended, kill: () => child.kill() };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { MountProcess } from './mount-process.ts';
+import { processEnded, type MountProcess } from './mount-process.ts';
 
 // Starting this program costs a repository mount ~0.25 s before it does anything (Node's own
 // start-up and loading the bundle), and a container's first start waits for that mount. So the
@@ -60,16 +60,8 @@ export function startStandbyMount(command: string, args: readonly string[], logD
   const child = spawn(command, [...args, 'standby-mount'], { detached: true, stdio: ['pipe', out, out] });
   fs.closeSync(out);
   let ended = false;
-  const exited = new Promise<{ code: number | null; how: string }>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = true;
-      resolve({ code, how: signal ?? `exit code ${code}` });
-    });
-    child.once('error', (err) => {
-      ended = true;
-      resolve({ code: null, how: err.message });
-    });
-  });
+  const exited = processEnded(child);
+  void exited.then(() => (ended = true));
   const stdin = child.stdin as Socket;
   // A standby that failed to start has closed its end.
   stdin.on('error', () => {});

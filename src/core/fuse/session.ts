@@ -42,7 +42,7 @@ import {
   ROOT_NODE_ID,
 } from './protocol.ts';
 import { InodeReferences } from './references.ts';
-import type { DeviceReaderEvents, DeviceReaderOptions } from './device-reader.ts';
+import type { DeviceReader, DeviceReaderEvents, DeviceReaderOptions } from './device-reader.ts';
 
 /** What we ask for in INIT, of what the kernel offers. */
 const WANTED_INIT_FLAGS =
@@ -111,9 +111,7 @@ const MAX_TABLE_NAMES = 10_000;
 const MAX_COUNTED_DIRECTORIES = 10_000;
 
 /** Where lookup tables go: the device reader, which answers lookups from them. */
-export interface LookupTableSink {
-  shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array): void;
-}
+export type LookupTableSink = Pick<DeviceReader, 'shareLookupTable'>;
 
 interface OpenDirectory {
   ino: bigint;
