@@ -57,6 +57,23 @@ describe('synthetic repository', () => {
     }
   });
 
+  test('readInto fills a given buffer across chunk boundaries and says how much, fewer bytes only at the end', async () => {
+    const chunked = await repository.lookup(synthetic.chunkedPath);
+    const content = synthetic.files[synthetic.chunkedPath]!;
+    const buffer = Buffer.alloc(2000, 0xee);
+    for (const offset of [0, 1100, 3500, 4990, 5000, 6000]) {
+      const expected = content.subarray(offset, offset + buffer.length);
+      assert.equal(await repository.readInto(chunked, offset, buffer), expected.length, `offset ${offset}`);
+      assert.deepEqual(buffer.subarray(0, expected.length), expected, `offset ${offset}`);
+    }
+    const [path, small] = Object.entries(synthetic.files).find(([name]) => name !== synthetic.chunkedPath)!;
+    buffer.fill(0xee);
+    assert.equal(await repository.readInto(path, 1, buffer), small.length - 1);
+    assert.deepEqual(buffer.subarray(0, small.length - 1), small.subarray(1));
+    assert.equal(buffer[small.length - 1], 0xee, 'nothing written past the file');
+    await assert.rejects(repository.readInto(path, -1, buffer), /invalid read range/);
+  });
+
   test('a ranged read of a chunked file over HTTP fetches only the overlapping chunks', async () => {
     const remote = await openOver('http');
     try {

@@ -257,9 +257,9 @@ test('a filesystem without open gets no OPEN or RELEASE after the first, and kee
     get: (target, name) => {
       if (name === 'open' || name === 'release') return undefined;
       if (name === 'read') {
-        return (ino: bigint, handle: bigint, offset: number, size: number) => {
+        return (ino: bigint, handle: bigint, offset: number, buffer: Buffer) => {
           assert.equal(handle, 0n);
-          return target.read(ino, ino * 10n, offset, size);
+          return target.read(ino, ino * 10n, offset, buffer);
         };
       }
       const value: unknown = Reflect.get(target, name, target);

@@ -160,7 +160,7 @@ test('LOOKUP: entries with node ids, cached misses, timeouts from the filesystem
     lookup: (parent, entryName) => fs.lookup(parent === 1n ? fs.rootIno : parent, entryName),
     getattr: (ino) => fs.getattr(ino),
     readlink: (ino) => fs.readlink(ino),
-    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    read: (ino, handle, offset, target) => fs.read(ino, handle, offset, target),
     readdir: (ino) => fs.readdir(ino),
   };
   const other = await harness(t, uncached);
@@ -188,7 +188,7 @@ test('the kernel root node 1 is the filesystem root ino, and no other inode may 
     lookup: async (): Promise<Attr> => ({ ...fs.attrOf('file'), ino: 1n }),
     getattr: (ino) => fs.getattr(ino),
     readlink: (ino) => fs.readlink(ino),
-    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    read: (ino, handle, offset, target) => fs.read(ino, handle, offset, target),
     readdir: (ino) => fs.readdir(ino),
   };
   const other = await harness(t, clashing);
@@ -415,7 +415,7 @@ test('a handle opened for an interrupted OPEN or OPENDIR is released at once', a
     lookup: (parent, entryName) => fs.lookup(parent, entryName),
     getattr: (ino) => fs.getattr(ino),
     readlink: (ino) => fs.readlink(ino),
-    read: (ino, handle, offset, size) => fs.read(ino, handle, offset, size),
+    read: (ino, handle, offset, target) => fs.read(ino, handle, offset, target),
     readdir: (ino) => fs.readdir(ino),
     open: async () => {
       await opening.promise;
@@ -463,9 +463,57 @@ test('OPEN keeps the page cache; READ returns at most the size asked for', async
   assert.equal(fs.calls.get('release'), 1);
 });
 
+test('READ fills buffers the session reuses: one at a time while a read is running, each back once its reply is written', async (t) => {
+  const fs = sampleTree();
+  fs.file('other', 'other bytes');
+  const targets: Buffer[] = [];
+  const stall = Promise.withResolvers<void>();
+  let stalling = false;
+  const session = await harness(t, {
+    ...fs,
+    lookup: fs.lookup.bind(fs),
+    getattr: fs.getattr.bind(fs),
+    readlink: fs.readlink.bind(fs),
+    readdir: fs.readdir.bind(fs),
+    read: async (ino, _handle, offset, target) => {
+      targets.push(target);
+      if (stalling) await stall.promise;
+      return fs.read(ino, ino * 10n, offset, target);
+    },
+  });
+  const file = fs.attrOf('file').ino;
+  const other = fs.attrOf('other').ino;
+  session.send(OPCODE.READ, file, readIn(0n, 0, 4096));
+  assert.equal((await session.reply()).payload.toString(), 'content');
+  session.send(OPCODE.READ, other, readIn(0n, 6, 4096));
+  assert.equal((await session.reply()).payload.toString(), 'bytes', 'only what this read filled, not what the buffer held before');
+  assert.equal(targets[0]!.buffer, targets[1]!.buffer, 'the second read got the buffer back');
+  assert.equal(targets[1]!.length, 4096, 'sized as the kernel asked');
+
+  // Two at once get two buffers; a failed read gives its buffer back too.
+  stalling = true;
+  session.send(OPCODE.READ, file, readIn(0n, 0, 4));
+  session.send(OPCODE.READ, other, readIn(0n, 0, 5));
+  await session.replies();
+  assert.notEqual(targets[2]!.buffer, targets[3]!.buffer);
+  stall.resolve();
+  assert.deepEqual((await session.replies()).map((reply) => reply.payload.toString()), ['cont', 'other']);
+  stalling = false;
+  fs.beforeRead = async () => {
+    throw new FuseError(errno.EIO);
+  };
+  session.send(OPCODE.READ, file, readIn(0n, 0, 4));
+  assert.equal((await session.reply()).error, errno.EIO);
+  fs.beforeRead = null;
+  const used = new Set(targets.map((target) => target.buffer));
+  session.send(OPCODE.READ, file, readIn(0n, 1, 3));
+  assert.equal((await session.reply()).payload.toString(), 'ont');
+  assert.ok(used.has(targets.at(-1)!.buffer), 'no new buffer after the failed read');
+});
+
 test('a filesystem without open answers OPEN with ENOSYS, so the kernel stops sending OPEN and RELEASE', async (t) => {
   const fs = sampleTree();
-  const session = await harness(t, { ...fs, lookup: fs.lookup.bind(fs), getattr: fs.getattr.bind(fs), readlink: fs.readlink.bind(fs), readdir: fs.readdir.bind(fs), read: (ino, _handle, offset, size) => fs.read(ino, ino * 10n, offset, size) });
+  const session = await harness(t, { ...fs, lookup: fs.lookup.bind(fs), getattr: fs.getattr.bind(fs), readlink: fs.readlink.bind(fs), readdir: fs.readdir.bind(fs), read: (ino, _handle, offset, target) => fs.read(ino, ino * 10n, offset, target) });
   const ino = fs.attrOf('file').ino;
   session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
   assert.equal((await session.reply()).error, errno.ENOSYS);

@@ -154,9 +154,9 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return entry.symlink;
   }
 
-  async read(ino: bigint, _handle: bigint, offset: number, size: number): Promise<Buffer> {
+  async read(ino: bigint, _handle: bigint, offset: number, target: Buffer): Promise<number> {
     const entry = this.entry(ino);
-    return this.call(`read ${entry.path}`, () => this.repository.read(entry, offset, size));
+    return this.call(`read ${entry.path}`, () => this.repository.readInto(entry, offset, target));
   }
 
   async readdir(ino: bigint): Promise<readonly DirEntry[]> {

@@ -182,21 +182,41 @@ export class Repository {
    * objects (or, for chunked files, the chunks) overlapping the range are fetched.
    */
   async read(target: string | Entry, offset: number, length: number): Promise<Buffer> {
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new CvmfsError('invalid-argument', `invalid read range: offset ${offset}, length ${length}`);
-    }
+    if (!Number.isSafeInteger(length) || length < 0) throw invalidRange(offset, length);
+    const entry = await this.#readableFile(target, offset, length);
+    // Unzeroed: the read fills every byte or fails.
+    const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(entry.size, offset + length) - offset));
+    await this.#fill(entry, offset, buffer);
+    return buffer;
+  }
+
+  /**
+   * Like read, into `buffer` (as much of it as the file has from `offset`): the bytes read.
+   * For callers that reuse one buffer for many reads, since a fresh one costs a page fault per
+   * page it is filled with.
+   */
+  async readInto(target: string | Entry, offset: number, buffer: Buffer): Promise<number> {
+    const entry = await this.#readableFile(target, offset, buffer.length);
+    const length = Math.max(0, Math.min(buffer.length, entry.size - offset));
+    await this.#fill(entry, offset, buffer.subarray(0, length));
+    return length;
+  }
+
+  async #readableFile(target: string | Entry, offset: number, length: number): Promise<Entry> {
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidRange(offset, length);
     const entry = typeof target === 'string' ? await this.lookup(target) : target;
     if (entry.type === 'dir') throw new CvmfsError('is-a-directory', `${entry.path} is a directory`);
     if (entry.type !== 'file') throw new CvmfsError('invalid-argument', `${entry.path} is a ${entry.type}, not a regular file`);
     if (entry.external) throw new CvmfsError('unsupported', `${entry.path} is an external file (CVMFS_EXTERNAL_URL), which this client cannot read`);
-    const end = Math.min(entry.size, offset + length);
-    if (end <= offset) return Buffer.alloc(0);
-    if (entry.chunked) return this.#readChunked(entry, offset, end);
+    return entry;
+  }
+
+  /** Fills `buffer` with the file's bytes from `offset`; the file has that many. */
+  async #fill(entry: Entry, offset: number, buffer: Buffer): Promise<void> {
+    if (buffer.length === 0) return;
+    if (entry.chunked) return this.#fillChunked(entry, offset, buffer);
     if (entry.contentHash === null) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
-    // Unzeroed: the read fills every byte or fails.
-    const buffer = Buffer.allocUnsafe(end - offset);
     await this.#openObjects.read(entry.contentHash, '', entry.compression, buffer, offset, entry.path);
-    return buffer;
   }
 
   /** The whole content of a regular file. */
@@ -214,12 +234,11 @@ export class Repository {
     if (this.#ownsCache) this.#cache.close();
   }
 
-  async #readChunked(entry: Entry, start: number, end: number): Promise<Buffer> {
+  async #fillChunked(entry: Entry, start: number, buffer: Buffer): Promise<void> {
+    const end = start + buffer.length;
     const catalog = await this.#catalogOf(entry);
     const path = normalizeRepositoryPath(entry.path);
     const chunks = catalog.chunksInRange(path, start, end, contentAlgorithm(entry));
-    // Unzeroed: the chunks are checked to tile the range, and each read fills its part or fails.
-    const buffer = Buffer.allocUnsafe(end - start);
     // The chunks must tile the range without gaps, or the catalog is lying about the file.
     let covered = start;
     for (const chunk of chunks) {
@@ -236,7 +255,6 @@ export class Repository {
         return this.#openObjects.read(chunk.hash, 'P', entry.compression, buffer.subarray(from - start, to - start), from - chunk.offset, `${entry.path} chunk at ${chunk.offset}`);
       }),
     );
-    return buffer;
   }
 
   /** The catalog an entry came from; attached already unless the entry is from another instance. */
@@ -325,3 +343,7 @@ export function createSource(location: RepositoryLocation, fqrn: string): Object
 }
 
 /** Fills `target` from `file` at `position`; a short object means the catalog and object disagree. */
+
+function invalidRange(offset: number, length: number): CvmfsError {
+  return new CvmfsError('invalid-argument', `invalid read range: offset ${offset}, length ${length}`);
+}

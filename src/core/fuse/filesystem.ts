@@ -72,8 +72,11 @@ export interface ReadOnlyFilesystem {
   readlink(ino: bigint): Promise<string>;
   /** A handle passed to read and release; 0n when absent. */
   open?(ino: bigint): Promise<bigint>;
-  /** Up to `size` bytes at `offset`; fewer only at the end of the file. */
-  read(ino: bigint, handle: bigint, offset: number, size: number): Promise<Buffer>;
+  /**
+   * Fills `target` with the file's bytes at `offset`, fewer only at the end of the file, and
+   * returns how many. The server reuses its buffers: `target` is for this call only.
+   */
+  read(ino: bigint, handle: bigint, offset: number, target: Buffer): Promise<number>;
   release?(ino: bigint, handle: bigint): Promise<void>;
   /** A handle passed to readdir and releasedir; 0n when absent. */
   opendir?(ino: bigint): Promise<bigint>;

@@ -95,3 +95,6 @@ export const REQUEST_BUFFER_SIZE = SIZE.IN_HEADER + SIZE.WRITE_IN + MAX_WRITE + 
 
 /** Pages per READ request (MAX_PAGES): 256 × 4 KiB = 1 MiB, the kernel's default ceiling. */
 export const MAX_PAGES = 256;
+
+/** The largest READ the kernel sends us, with 4 KiB pages. */
+export const MAX_READ = MAX_PAGES * 4096;

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { prepareDeviceReader, type DeviceReader } from './device-reader.ts';
 import type { ReadOnlyFilesystem } from './filesystem.ts';
 import { detachOnExit, mountFuse, unmount } from './mount.ts';
+import { MAX_READ } from './protocol.ts';
+import { ReadBuffers } from './read-buffers.ts';
 import { FuseSession } from './session.ts';
 import { log } from '../log.ts';
 
@@ -50,23 +52,25 @@ process.on('exit', () => {
 interface FuseDevice {
   fd: number;
   reader: DeviceReader;
+  readBuffers: ReadBuffers;
 }
 
 function openFuseDevice(): FuseDevice {
   const fd = openSync('/dev/fuse', 'r+');
-  return { fd, reader: prepareDeviceReader(fd) };
+  return { fd, reader: prepareDeviceReader(fd), readBuffers: new ReadBuffers(MAX_READ) };
 }
 
 let deviceAhead: FuseDevice | null = null;
 
 /**
- * Opens /dev/fuse and boots its reader now, for this process's next serveFilesystem: a process
- * that will serve a mount it does not know yet (standby-mount) saves that time later. Best
- * effort: serveFilesystem reports what fails.
+ * Opens /dev/fuse, boots its reader and faults in its read buffers now, for this process's next
+ * serveFilesystem: a process that will serve a mount it does not know yet (standby-mount) saves
+ * that time later. Best effort: serveFilesystem reports what fails.
  */
 export function prepareFuseDeviceAhead(): void {
   try {
     deviceAhead ??= openFuseDevice();
+    deviceAhead.readBuffers.prefault();
   } catch (error) {
     log.debug(`fuse: cannot open /dev/fuse ahead of mounting: ${(error as Error).message}`);
   }
@@ -83,9 +87,9 @@ async function setReadahead(device: number, kilobytes: number): Promise<void> {
 /** Mounts `fs` read-only at `mountpoint` (an existing directory) and serves it. Needs root. */
 export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string, options: ServeOptions = {}): Promise<FuseServer> {
   const target = path.resolve(mountpoint);
-  const { fd, reader } = deviceAhead ?? openFuseDevice();
+  const { fd, reader, readBuffers } = deviceAhead ?? openFuseDevice();
   deviceAhead = null;
-  const session = new FuseSession(fd, fs);
+  const session = new FuseSession(fd, fs, readBuffers);
   session.shareLookupTablesWith(reader);
   let device: number;
   try {

@@ -33,6 +33,7 @@ import { errno, FuseError } from './errors.ts';
 import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs } from './filesystem.ts';
 import {
   INIT_FLAG,
+  MAX_READ,
   OLDEST_SUPPORTED_MINOR,
   OPCODE,
   OPCODE_NAMES,
@@ -41,6 +42,7 @@ import {
   PROTOCOL_MINOR,
   ROOT_NODE_ID,
 } from './protocol.ts';
+import { ReadBuffers } from './read-buffers.ts';
 import { InodeReferences } from './references.ts';
 import type { DeviceReader, DeviceReaderEvents, DeviceReaderOptions } from './device-reader.ts';
 
@@ -93,6 +95,8 @@ interface Answer {
   referenced?: readonly bigint[];
   /** The node id of a directory a LOOKUP found. */
   directory?: bigint;
+  /** Runs once the reply is written (or dropped): the payload's buffers are free again. */
+  written?: () => void;
 }
 
 const EMPTY_ANSWER: Answer = { payload: [] };
@@ -129,6 +133,7 @@ export class FuseSession {
   readonly #pending = new Set<bigint>();
   readonly #directories = new Map<bigint, OpenDirectory>();
   readonly #references: InodeReferences;
+  readonly #readBuffers: ReadBuffers;
   #nextDirectoryHandle = 1n;
   readonly #negativeEntry: Buffer | null;
   #tableSink: LookupTableSink | null = null;
@@ -141,9 +146,11 @@ export class FuseSession {
   #ended = false;
   readonly #initialized = Promise.withResolvers<void>();
 
-  constructor(fd: number, fs: ReadOnlyFilesystem) {
+  /** `readBuffers`: for READ replies, as big as the largest READ (MAX_READ). */
+  constructor(fd: number, fs: ReadOnlyFilesystem, readBuffers = new ReadBuffers(MAX_READ)) {
     this.#fd = fd;
     this.#fs = fs;
+    this.#readBuffers = readBuffers;
     this.#rootIno = fs.rootIno ?? ROOT_NODE_ID;
     this.#timeouts = { ...DEFAULT_CACHE_TIMEOUTS, ...fs.cacheTimeouts };
     // Node id 0 with a timeout: the kernel remembers the miss instead of asking again.
@@ -225,6 +232,7 @@ export class FuseSession {
     const started = log.level >= LogLevels.debug ? performance.now() : undefined;
     const finish = (error: number, answer: Answer): void => {
       this.#finish(request.unique, error, answer);
+      answer.written?.();
       // After the reply, which building a table would only delay. A directory found is likely to
       // be looked into next, so it counts as a lookup there.
       if (request.opcode === OPCODE.LOOKUP && error === 0) {
@@ -284,8 +292,16 @@ export class FuseSession {
       }
       case OPCODE.READ: {
         const { handle, offset, size } = decodeReadIn(body);
-        const data = await this.#fs.read(ino, handle, offset, size);
-        return reply(data.length > size ? data.subarray(0, size) : data);
+        const buffer = this.#readBuffers.take(size);
+        const written = () => this.#readBuffers.give(buffer);
+        let length;
+        try {
+          length = await this.#fs.read(ino, handle, offset, buffer.subarray(0, size));
+        } catch (error) {
+          written();
+          throw error;
+        }
+        return { payload: [buffer.subarray(0, length)], written };
       }
       case OPCODE.RELEASE:
         await this.#fs.release?.(ino, decodeHandle(body));
