@@ -46,12 +46,16 @@ for (const imageLayers of [false, true]) {
       const directories: { ino: bigint; path: string }[] = [{ ino: view.rootIno, path: '/' }];
       let names = 0;
       let whiteouts = 0;
+      let withXattrs = 0;
       while (directories.length > 0) {
         const { ino, path } = directories.pop()!;
         const table = await view.lookupTable(ino, UNLIMITED);
         assert.ok(table !== null);
-        for (const [name, attr] of table) {
+        for (const [name, { attr, xattrs }] of table) {
           assert.deepEqual(await lookupOrMissing(view, ino, name), attr, `${path} ${name}`);
+          // The reader answers xattr queries on entries said to have none: listxattr must agree.
+          assert.equal(xattrs, (await view.listxattr(attr.ino)).length > 0, `${path} ${name} xattrs`);
+          if (xattrs) withXattrs++;
           names++;
           if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.CHAR_DEVICE && attr.rdev === 0) whiteouts++;
           if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.DIRECTORY) directories.push({ ino: attr.ino, path: `${path === '/' ? '' : path}/${name}` });
@@ -63,6 +67,8 @@ for (const imageLayers of [false, true]) {
         }
       }
       assert.ok(names > 20, `walked ${names} names`);
+      // The fixture's files have none; its opaque directory has one as a layer.
+      assert.equal(withXattrs, imageLayers ? 1 : 0);
       if (imageLayers) assert.ok(whiteouts > 0, 'the layers\' whiteouts are in the tables');
       else assert.equal(whiteouts, 0);
     });

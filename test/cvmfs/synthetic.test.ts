@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { RepositoryFuseView } from '../../src/core/cvmfs/fuse-view.ts';
 import { objectPath } from '../../src/core/cvmfs/hash.ts';
 import { Repository } from '../../src/core/cvmfs/repository.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
@@ -97,6 +98,14 @@ describe('synthetic repository', () => {
     assert.deepEqual(await repository.getxattr('/xattrs.txt', 'user.binary'), Buffer.from([0, 1, 2, 255]));
     assert.equal((await repository.getxattr('/xattrs.txt', 'user.comment')).toString(), 'hello');
     await assert.rejects(repository.getxattr('/xattrs.txt', 'user.none'), { code: 'no-such-xattr' });
+  });
+
+  test('a lookup table says which entries have extended attributes', async () => {
+    const view = await RepositoryFuseView.create(repository, { imageLayers: false });
+    const table = await view.lookupTable(view.rootIno, 100);
+    assert.ok(table !== null);
+    const withXattrs = [...table].filter(([, entry]) => entry.xattrs).map(([name]) => name);
+    assert.deepEqual(withXattrs, ['xattrs.txt']);
   });
 
   test('members of a hardlink group share an inode and the link count', async () => {

@@ -1,7 +1,7 @@
 // An in-memory ReadOnlyFilesystem for the FUSE tests: a tree built by path, every entry type,
 // xattrs, call counters (to see what reached the server) and a hook to stall lookups.
 import { errno, FuseError } from '../../src/core/fuse/errors.ts';
-import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
+import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem, type TableEntry } from '../../src/core/fuse/filesystem.ts';
 
 interface Node {
   attr: Attr;
@@ -82,6 +82,11 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
 
   xattr(path: string, name: string, value: Buffer | string): void {
     this.#resolve(path).xattrs.set(name, Buffer.from(value));
+  }
+
+  /** Without counting a call. */
+  hasXattrs(ino: bigint): boolean {
+    return this.#node(ino).xattrs.size > 0;
   }
 
   /** The attributes of `path`, as the mount should show them. */
@@ -227,9 +232,9 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
 
 /** The same tree, offering the server each directory's lookup table. */
 export class TabledMemoryFilesystem extends MemoryFilesystem {
-  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null> {
+  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null> {
     this.calls.set('lookupTable', (this.calls.get('lookupTable') ?? 0) + 1);
     const listing = (await this.readdir(parent)).filter(({ name }) => name !== '.' && name !== '..');
-    return listing.length > maxNames ? null : new Map(listing.map(({ name, attr }) => [name, attr]));
+    return listing.length > maxNames ? null : new Map(listing.map(({ name, attr }) => [name, { attr, xattrs: this.hasXattrs(attr.ino) }]));
   }
 }

@@ -332,6 +332,39 @@ test('the device reader answers lookups in a busy directory from its table, as t
   assert.ok(asked.slice(askedBefore).every((name) => name === 'inner'), `asked: ${asked.slice(askedBefore).join(', ')}`);
 });
 
+test('the device reader answers xattr queries on table entries without any, and STATFS, as the filesystem would', async (t) => {
+  const lines: string[] = [];
+  const reporter = { log: (entry: { args: unknown[] }) => void lines.push(entry.args.join(' ')) };
+  log.addReporter(reporter);
+  const level = log.level;
+  log.level = 4;
+  t.after(() => {
+    log.removeReporter(reporter);
+    log.level = level;
+  });
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  fs.file('d/plain', 'plain\n');
+  fs.file('d/tagged', 'tagged\n');
+  fs.xattr('d/tagged', 'user.tag', 'yes');
+  const { mountpoint } = await mountForTest(t, fs);
+  const at = (name: string) => path.join(mountpoint, name);
+  // Finding d sends its table to the reader.
+  await run('stat', [at('d/plain'), at('d/tagged')]);
+
+  assert.equal((await run('getfattr', ['-d', '-m', '-', at('d/plain')])).stdout, '');
+  const missing = await run('getfattr', ['-n', 'user.tag', at('d/plain')], { allowFail: true });
+  assert.match(missing.stderr, /No such attribute/);
+  assert.equal(fs.calls.get('getxattr') ?? 0, 0, 'no query on d/plain reached the filesystem');
+  assert.equal(fs.calls.get('listxattr') ?? 0, 0);
+  assert.equal((await run('getfattr', ['--only-values', '-n', 'user.tag', at('d/tagged')])).stdout, 'yes');
+  assert.ok((fs.calls.get('getxattr') ?? 0) > 0, 'd/tagged has one, so its queries did');
+
+  assert.equal((await run('stat', ['-f', '-c', '%S %l', mountpoint])).stdout, '4096 255\n');
+  assert.ok(lines.includes('fuse: STATFS on node 1: answered by the reader'), lines.join('\n'));
+  assert.ok(!lines.some((line) => line.startsWith('fuse: STATFS on node 1: answered in')));
+});
+
 test('a table the reader drops lets go of the inodes only it held, and lookups there reach the filesystem again', async (t) => {
   const fs = new TabledMemoryFilesystem(500n);
   for (const dir of ['a', 'b']) {

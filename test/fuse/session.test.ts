@@ -339,11 +339,12 @@ test('a directory\'s lookup table goes to the reader once it has had enough look
   const fs = new TabledMemoryFilesystem(500n);
   fs.dir('d');
   for (let i = 0; i < 5; i++) fs.file(`d/f${i}`, '');
+  fs.xattr('d/f2', 'user.x', '1');
   fs.dir('big');
   for (let i = 0; i < 300; i++) fs.file(`big/f${i}`, '');
   const session = await harness(t, fs);
-  const shared: { parent: bigint; names: readonly string[]; entries: Uint8Array }[] = [];
-  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent, names, entries) => shared.push({ parent, names, entries }) });
+  const shared: { parent: bigint; names: readonly string[]; entries: Uint8Array; withoutXattrs: Uint8Array }[] = [];
+  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent, names, entries, withoutXattrs) => shared.push({ parent, names, entries, withoutXattrs }) });
   const dir = fs.attrOf('d').ino;
   const file = (i: number) => fs.attrOf(`d/f${i}`).ino;
 
@@ -355,6 +356,7 @@ test('a directory\'s lookup table goes to the reader once it has had enough look
   assert.equal(table.parent, dir);
   assert.deepEqual(table.names, ['f0', 'f1', 'f2', 'f3', 'f4']);
   assert.equal(table.entries.length, 5 * 128);
+  assert.deepEqual([...table.withoutXattrs], [1, 1, 0, 1, 1], 'f2 has an extended attribute');
   // Each entry is the fuse_entry_out lookup would have sent: node id, then the attributes.
   const entries = Buffer.from(table.entries);
   table.names.forEach((_, i) => {
@@ -382,6 +384,15 @@ test('a directory\'s lookup table goes to the reader once it has had enough look
   assert.equal(shared.length, 2);
   assert.equal(shared[1]!.names.length, 300);
   assert.equal(fs.calls.get('lookupTable'), 4, 'd once; big after 1, 2 and 4 lookups');
+});
+
+test('the reader may answer STATFS only for a filesystem without statfs, and then as the session would', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, fs);
+  session.send(OPCODE.STATFS, 1n);
+  assert.deepEqual(Buffer.from(session.fuse.readerOptions.statfs!), (await session.reply()).payload);
+  const counted = await harness(t, { ...fs, lookup: fs.lookup.bind(fs), getattr: fs.getattr.bind(fs), readlink: fs.readlink.bind(fs), readdir: fs.readdir.bind(fs), read: fs.read.bind(fs), statfs: async () => ({ blocks: 1, bfree: 0, bavail: 0, files: 1, ffree: 0, bsize: 4096, frsize: 4096, namelen: 255 }) });
+  assert.equal(counted.fuse.readerOptions.statfs, null);
 });
 
 test('INTERRUPT answers a running request with EINTR and drops its late answer', async (t) => {

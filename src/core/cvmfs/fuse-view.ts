@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { log } from '../log.ts';
 import { errno, FuseError } from '../fuse/errors.ts';
-import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem } from '../fuse/filesystem.ts';
+import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem, type TableEntry } from '../fuse/filesystem.ts';
 import type { Entry } from './entry.ts';
 import { CvmfsError } from './errors.ts';
 import type { Repository } from './repository.ts';
@@ -181,23 +181,23 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return listing;
   }
 
-  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null> {
+  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null> {
     const directory = this.entry(parent);
     // Counting first: decoding a big directory's entries would cost more than its lookups.
     if ((await this.call(`count ${directory.path}`, () => this.repository.countEntries(directory.path))) > maxNames) return null;
     const children = await this.call(`list ${directory.path}`, () => this.repository.readdir(directory.path, { hidden: true }));
-    const table = new Map<string, Attr>();
+    const table = new Map<string, TableEntry>();
     const markers: Entry[] = [];
     for (const child of children) {
       if (this.imageLayers && (child.name.startsWith(WHITEOUT_PREFIX) || child.name === CATALOG_MARKER)) markers.push(child);
-      else table.set(child.name, this.remember(child));
+      else table.set(child.name, { attr: this.remember(child), xattrs: (child.xattrs?.size ?? 0) > 0 || (await this.isOpaque(child)) });
     }
     // What lookup makes of a name that is missing but has a `.wh.` marker; names lookup refuses
     // outright (markers of markers, of the catalog marker) stay not found.
     for (const marker of markers) {
       const name = marker.name.slice(WHITEOUT_PREFIX.length);
       if (marker.name === CATALOG_MARKER || name.startsWith(WHITEOUT_PREFIX) || name === CATALOG_MARKER || table.has(name)) continue;
-      table.set(name, this.whiteoutFor(marker, name, directory.path));
+      table.set(name, { attr: this.whiteoutFor(marker, name, directory.path), xattrs: false });
     }
     return table;
   }

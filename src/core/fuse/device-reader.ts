@@ -13,7 +13,10 @@
 // reader then answers lookups in that directory itself, and reports the node ids it handed out,
 // before anything else it posts, so that the main thread's reference counts never miss one. A
 // directory it hands out is reported at once: a lookup inside it is likely to follow, and the
-// main thread may have its table ready by then.
+// main thread may have its table ready by then. Overlay follows each lookup in a lower layer with
+// extended attribute queries (is this directory opaque? has this program capabilities?), so a
+// table also says which of its entries have none, and the reader answers those queries on them;
+// and STATFS, which overlay asks of every layer it mounts, when the answer never changes.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
@@ -26,18 +29,21 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 // to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
 // request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
 // session. A reply the kernel refuses (ENOENT: the caller was interrupted) references nothing.
-// The numbers are the FUSE protocol's: opcode LOOKUP 1, headers of 40 and 16 bytes, entries of 128.
+// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, GETXATTR 22, LISTXATTR 23;
+// errnos ENOENT 2, ENODATA 61; headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync } = require('node:fs');
 const { fd, bufferSize, tables } = workerData;
 let negativeEntry = null;
+let statfs = null;
 let maxTableNames = 0;
 let debug = false;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
 const reply = Buffer.alloc(16 + 128);
 const lookupTables = new Map();
 let tableNames = 0;
+const xattrFreeNodes = new Set();
 let answered = [];
 let directories = [];
 function report() {
@@ -48,18 +54,37 @@ function report() {
 }
 function takeTables() {
   for (let received; (received = receiveMessageOnPort(tables)) !== undefined; ) {
-    const { parent, names, entries } = received.message;
-    const indexes = new Map();
-    for (let i = 0; i < names.length; i++) indexes.set(names[i], i);
-    lookupTables.set(parent, { indexes, entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength) });
+    const { parent, names, entries, withoutXattrs } = received.message;
+    const table = { indexes: new Map(), entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength), withoutXattrs };
+    for (let i = 0; i < names.length; i++) {
+      table.indexes.set(names[i], i);
+      // Whoever handed the node out (the main thread may have, before the table came).
+      if (withoutXattrs[i] === 1) xattrFreeNodes.add(table.entries.readBigUInt64LE(i * 128));
+    }
+    lookupTables.set(parent, table);
     tableNames += names.length;
   }
   for (const [parent, table] of lookupTables) {
     if (tableNames <= maxTableNames) break;
     lookupTables.delete(parent);
     tableNames -= table.indexes.size;
+    for (let i = 0; i < table.withoutXattrs.length; i++) if (table.withoutXattrs[i] === 1) xattrFreeNodes.delete(table.entries.readBigUInt64LE(i * 128));
     report();
     parentPort.postMessage({ dropped: parent });
+  }
+}
+function send(error, payload) {
+  const size = 16 + (payload === null ? 0 : payload.length);
+  reply.writeUInt32LE(size, 0);
+  reply.writeInt32LE(-error, 4);
+  buffer.copy(reply, 8, 8, 16);
+  if (payload !== null) reply.set(payload, 16);
+  try {
+    writeSync(fd, reply, 0, size);
+    return true;
+  } catch (error) {
+    if (error.code !== 'ENOENT' && error.code !== 'ENODEV') parentPort.postMessage('writing a reply failed: ' + error.message);
+    return false;
   }
 }
 function answerLookup(length) {
@@ -69,24 +94,8 @@ function answerLookup(length) {
   const name = buffer.toString('utf8', 40, end < 0 || end > length ? length : end);
   if (name === '.' || name === '..') return false;
   const index = table.indexes.get(name);
-  let size = 16;
-  if (index !== undefined) {
-    table.entries.copy(reply, 16, index * 128, index * 128 + 128);
-    size += 128;
-  } else if (negativeEntry !== null) {
-    reply.set(negativeEntry, 16);
-    size += 128;
-  }
-  reply.writeUInt32LE(size, 0);
-  reply.writeInt32LE(size === 16 ? -2 : 0, 4);
-  buffer.copy(reply, 8, 8, 16);
-  try {
-    writeSync(fd, reply, 0, size);
-  } catch (error) {
-    if (error.code !== 'ENOENT' && error.code !== 'ENODEV') parentPort.postMessage('writing a reply failed: ' + error.message);
-    return true;
-  }
-  if (index !== undefined) {
+  const entry = index === undefined ? negativeEntry : table.entries.subarray(index * 128, index * 128 + 128);
+  if (send(entry === null ? 2 : 0, entry) && index !== undefined) {
     const nodeId = table.entries.readBigUInt64LE(index * 128);
     answered.push(nodeId);
     // fuse_entry_out.attr.mode: S_IFDIR.
@@ -98,8 +107,26 @@ function answerLookup(length) {
   if (debug) parentPort.postMessage({ debug: 'LOOKUP ' + JSON.stringify(name) + ' in node ' + buffer.readBigUInt64LE(16) + (index === undefined ? ': not found' : ': found') + ', from its table' });
   return true;
 }
+// LISTXATTR with fuse_getxattr_in.size 0 asks for the size, which a fuse_getxattr_out of 8 bytes gives.
+function answerXattrQuery(opcode) {
+  if (!xattrFreeNodes.has(buffer.readBigUInt64LE(16))) return false;
+  if (opcode === 22) send(61, null);
+  else send(0, buffer.readUInt32LE(40) === 0 ? Buffer.alloc(8) : null);
+  if (debug) parentPort.postMessage({ debug: (opcode === 22 ? 'GETXATTR' : 'LISTXATTR') + ' on node ' + buffer.readBigUInt64LE(16) + ': no extended attributes, from its table' });
+  return true;
+}
+function answer(opcode, length) {
+  if (opcode === 1) return answerLookup(length);
+  if (opcode === 22 || opcode === 23) return answerXattrQuery(opcode);
+  if (opcode === 17 && statfs !== null) {
+    send(0, statfs);
+    if (debug) parentPort.postMessage({ debug: 'STATFS on node ' + buffer.readBigUInt64LE(16) + ': answered by the reader' });
+    return true;
+  }
+  return false;
+}
 parentPort.once('message', (settings) => {
-  ({ negativeEntry, maxTableNames, debug } = settings);
+  ({ negativeEntry, statfs, maxTableNames, debug } = settings);
   for (;;) {
     let length;
     try {
@@ -110,7 +137,7 @@ parentPort.once('message', (settings) => {
       break;
     }
     takeTables();
-    if (buffer.readUInt32LE(4) === 1 && answerLookup(length)) continue;
+    if (answer(buffer.readUInt32LE(4), length)) continue;
     report();
     const request = new Uint8Array(length);
     request.set(buffer.subarray(0, length));
@@ -143,15 +170,18 @@ export interface DeviceReader {
   cancel(): Promise<void>;
   /**
    * Lets the reader answer lookups in directory `parent` (a node id): `names[i]` is found with the
-   * fuse_entry_out at `entries[128 i]`, and any other name is not found. The reader takes it
-   * before the next request it reads; `events.dropped` says when it lets go of it.
+   * fuse_entry_out at `entries[128 i]`, and any other name is not found; where `withoutXattrs[i]`
+   * is 1, that entry has no extended attributes. The reader takes it before the next request it
+   * reads; `events.dropped` says when it lets go of it.
    */
-  shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array): void;
+  shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array, withoutXattrs: Uint8Array): void;
 }
 
 export interface DeviceReaderOptions {
   /** The fuse_entry_out of a name not found, or null to answer ENOENT (no negative caching). */
   negativeEntry: Uint8Array | null;
+  /** The fuse_statfs_out of every STATFS, or null to leave STATFS to the main thread. */
+  statfs: Uint8Array | null;
   /** Post a line for each lookup the reader answers, for --debug. */
   debug: boolean;
   /** Names of all lookup tables kept; default 50,000. */
@@ -189,14 +219,14 @@ export function prepareDeviceReader(fd: number): DeviceReader {
     start(sessionEvents, options) {
       events = sessionEvents;
       worker.ref();
-      worker.postMessage({ negativeEntry: options.negativeEntry, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug });
+      worker.postMessage({ negativeEntry: options.negativeEntry, statfs: options.statfs, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug });
       return exited;
     },
     async cancel() {
       await worker.terminate();
     },
-    shareLookupTable(parent, names, entries) {
-      tables.port1.postMessage({ parent, names, entries }, [entries.buffer as ArrayBuffer]);
+    shareLookupTable(parent, names, entries, withoutXattrs) {
+      tables.port1.postMessage({ parent, names, entries, withoutXattrs }, [entries.buffer as ArrayBuffer, withoutXattrs.buffer as ArrayBuffer]);
     },
   };
 }

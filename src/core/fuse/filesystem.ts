@@ -34,6 +34,13 @@ export interface DirEntry {
   attr: Attr;
 }
 
+/** One name of a lookup table: what lookup returns for it, and whether it has extended attributes. */
+export interface TableEntry {
+  attr: Attr;
+  /** False promises that getxattr finds nothing and listxattr lists nothing for it. */
+  xattrs: boolean;
+}
+
 export interface StatFs {
   /** Totals in units of frsize. */
   blocks: number;
@@ -90,10 +97,10 @@ export interface ReadOnlyFilesystem {
   /**
    * Every name lookup finds in directory `parent`, with what lookup returns for it (any other
    * name is not found), or null when there are more than `maxNames`. The server may then answer
-   * lookups there without asking, and it counts these inos as held (see forgetInode) while it
-   * may still hand them out.
+   * lookups there, and extended attribute queries on entries without any, without asking; it
+   * counts these inos as held (see forgetInode) while it may still hand them out.
    */
-  lookupTable?(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, Attr> | null>;
+  lookupTable?(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null>;
   /** All zeros (with bsize 4096, namelen 255) when absent. */
   statfs?(): Promise<StatFs>;
   /** The value of one extended attribute; ENODATA when it is not set. No xattrs when absent. */

@@ -30,7 +30,7 @@ import {
   type Request,
 } from './codec.ts';
 import { errno, FuseError } from './errors.ts';
-import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs } from './filesystem.ts';
+import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs, type TableEntry } from './filesystem.ts';
 import {
   INIT_FLAG,
   MAX_READ,
@@ -171,7 +171,12 @@ export class FuseSession {
 
   /** How the device reader should answer from lookup tables, as this session would. */
   get readerOptions(): DeviceReaderOptions {
-    return { negativeEntry: this.#negativeEntry, debug: log.level >= LogLevels.debug };
+    return {
+      negativeEntry: this.#negativeEntry,
+      // Overlay asks each lower layer's STATFS on every mount; without statfs the answer never changes.
+      statfs: this.#fs.statfs ? null : encodeStatfsOut(EMPTY_STATFS),
+      debug: log.level >= LogLevels.debug,
+    };
   }
 
   /** What the device reader reports, for prepareDeviceReader. */
@@ -368,11 +373,11 @@ export class FuseSession {
   }
 
   async #shareTable(parent: bigint, maxNames: number, lookupTable: NonNullable<ReadOnlyFilesystem['lookupTable']>, sink: LookupTableSink): Promise<void> {
-    let table: ReadonlyMap<string, Attr> | null;
+    let table: ReadonlyMap<string, TableEntry> | null;
     let entries: { nodeId: bigint; attr: Attr }[];
     try {
       table = await lookupTable(this.#inoOf(parent), maxNames);
-      entries = [...(table ?? new Map<string, Attr>()).values()].map((attr) => ({ nodeId: this.#nodeIdOf(attr), attr }));
+      entries = [...(table ?? new Map<string, TableEntry>()).values()].map(({ attr }) => ({ nodeId: this.#nodeIdOf(attr), attr }));
     } catch (error) {
       // The lookups themselves report what is wrong.
       table = null;
@@ -387,7 +392,8 @@ export class FuseSession {
     for (const ino of inos) this.#references.add(ino);
     this.#tables.set(parent, inos);
     const { entry, attr } = this.#timeouts;
-    sink.shareLookupTable(parent, [...table.keys()], encodeEntryOuts(entries, { entry, attr }));
+    const withoutXattrs = Uint8Array.from(table.values(), ({ xattrs }) => (xattrs ? 0 : 1));
+    sink.shareLookupTable(parent, [...table.keys()], encodeEntryOuts(entries, { entry, attr }), withoutXattrs);
   }
 
   async #openDirectory(unique: bigint, ino: bigint): Promise<Answer> {
