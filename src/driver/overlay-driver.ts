@@ -7,7 +7,7 @@ import { overlayChanges } from '../core/overlay/changes.ts';
 import { exportLayer } from '../core/overlay/export-layer.ts';
 import { checkHostSupport, overlayFeatureOptions } from '../core/overlay/host-support.ts';
 import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-store.ts';
-import { bindMount, listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
+import { bindMount, isMountPoint, listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
 import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { parseDriverOptions } from './options.ts';
@@ -21,6 +21,18 @@ import { WhiteoutLayers } from './whiteout-layers.ts';
 // state on disk so that a restarted plugin (which dockerd never re-initialises) carries on.
 
 const PAGE_SIZE = 4096;
+
+// dockerd Puts a container's layer once it has created the container and Gets it again to start
+// it, a few milliseconds later; it Puts the init layer and Removes it after the container ran.
+// Each mount or unmount is a process (Node cannot call mount(2)), ~10-20 ms here, so a layer
+// every holder has Put stays mounted this long: a Get in time takes the mount back, and Remove
+// or the plugin stopping unmounts it at once.
+const DEFAULT_UNMOUNT_DELAY_MS = 1000;
+
+export interface DriverOptions {
+  /** How long a layer stays mounted after its last Put; default a second. */
+  unmountDelayMs?: number;
+}
 
 export interface ThinSupport {
   /** Mounts the CernVM-FS repositories thin layers read from. */
@@ -45,6 +57,7 @@ interface Started {
 export class OverlayDriver {
   private readonly stateFile: string;
   private readonly thinSupport: ThinSupport;
+  private readonly unmountDelayMs: number;
   private started: Started | undefined;
   private backingFs = '';
   private featureOptions: string[] = [];
@@ -52,11 +65,14 @@ export class OverlayDriver {
   private readonly mountRefs = new Map<string, number>();
   /** Repositories each mounted layer holds, released when it is unmounted. */
   private readonly heldRepositories = new Map<string, Set<string>>();
+  /** Layers Put by every holder and still mounted, with the timer that unmounts them. */
+  private readonly pendingUnmounts = new Map<string, NodeJS.Timeout>();
   private readonly locks = new KeyedLock();
 
-  constructor(stateFile: string, thinSupport: ThinSupport) {
+  constructor(stateFile: string, thinSupport: ThinSupport, options: DriverOptions = {}) {
     this.stateFile = stateFile;
     this.thinSupport = thinSupport;
+    this.unmountDelayMs = options.unmountDelayMs ?? DEFAULT_UNMOUNT_DELAY_MS;
   }
 
   /** Resumes after a plugin restart from the state the last Init left. */
@@ -79,6 +95,8 @@ export class OverlayDriver {
       throw new Error('user namespace remapping (userns-remap) is not supported; start dockerd without it');
     }
     const options = parseDriverOptions(request.Opts);
+    // Counted below as held by the previous dockerd otherwise.
+    if (this.started) await this.unmountPending();
     await fs.mkdir(request.Home, { recursive: true, mode: 0o710 });
     this.backingFs = await checkHostSupport(request.Home);
     this.featureOptions = await overlayFeatureOptions();
@@ -133,6 +151,8 @@ export class OverlayDriver {
     const id = checkLayerId(request.ID);
     await this.locks.run(id, async () => {
       const { store, thin } = this.parts();
+      clearTimeout(this.pendingUnmounts.get(id));
+      this.pendingUnmounts.delete(id);
       await store.remove(id);
       this.mountRefs.delete(id);
       thin.forget(id);
@@ -160,7 +180,7 @@ export class OverlayDriver {
       // docker save and push read, so only thin.json travels.
       if ((await store.lowerLinks(id)).length === 0) return store.diffDir(id);
       const refs = this.mountRefs.get(id) ?? 0;
-      if (refs === 0) {
+      if (refs === 0 && !(await this.takeBackMount(id))) {
         const kind = await store.kind(id);
         const chain = await thin.expand(await this.mountedChainLinks(store, id));
         await repositories.acquire(chain.repositories);
@@ -210,10 +230,45 @@ export class OverlayDriver {
         return;
       }
       this.mountRefs.delete(id);
-      const merged = this.layers().mergedDir(id);
-      if ((await mountsBelow(merged)).includes(merged)) await unmount(merged);
-      await this.releaseRepositories(id);
+      if (this.unmountDelayMs === 0 || refs === 0) return this.unmountNow(id);
+      clearTimeout(this.pendingUnmounts.get(id));
+      const timer = setTimeout(() => {
+        void this.locks
+          .run(id, async () => {
+            // Taken back by a Get (or removed) while this waited for the lock.
+            if (this.pendingUnmounts.get(id) === timer) await this.unmountNow(id);
+          })
+          .catch((err: Error) => log.warn(`layer ${id}: unmounting after its last Put failed: ${err.message}`));
+      }, this.unmountDelayMs);
+      timer.unref();
+      this.pendingUnmounts.set(id, timer);
     });
+  }
+
+  /** Takes back a layer Put a moment ago if it is still mounted; under the layer's lock. */
+  private async takeBackMount(id: string): Promise<boolean> {
+    const timer = this.pendingUnmounts.get(id);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    this.pendingUnmounts.delete(id);
+    if (await isMountPoint(this.layers().mergedDir(id))) return true;
+    // Unmounted behind our back: mounted afresh, holding its repositories anew.
+    await this.releaseRepositories(id);
+    return false;
+  }
+
+  /** Unmounts a layer nobody holds and releases its repositories; under the layer's lock. */
+  private async unmountNow(id: string): Promise<void> {
+    clearTimeout(this.pendingUnmounts.get(id));
+    this.pendingUnmounts.delete(id);
+    const merged = this.layers().mergedDir(id);
+    if ((await mountsBelow(merged)).includes(merged)) await unmount(merged);
+    await this.releaseRepositories(id);
+  }
+
+  /** Unmounts now the layers waiting out their delay after the last Put: the plugin is stopping. */
+  async unmountPending(): Promise<void> {
+    for (const id of [...this.pendingUnmounts.keys()]) await this.locks.run(id, () => this.unmountNow(id));
   }
 
   async status(): Promise<[string, string][]> {
@@ -244,6 +299,8 @@ export class OverlayDriver {
   async cleanup(): Promise<void> {
     if (!this.started) return;
     const { store, repositories } = this.started;
+    for (const timer of this.pendingUnmounts.values()) clearTimeout(timer);
+    this.pendingUnmounts.clear();
     // Overlays first: they hold the repository mounts below them busy.
     for (const mountPoint of await mountsBelow(store.home)) {
       if (mountPoint.endsWith('/merged')) await unmount(mountPoint);

@@ -54,8 +54,12 @@ export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void>
   const server = await serveDriver(driver, socket);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log.info(`${signal}: closing ${socket}; mounts stay for dockerd (it sends Cleanup when it stops)`);
-      void server.close().then(resolve);
+      log.info(`${signal}: closing ${socket}; mounts in use stay for dockerd (it sends Cleanup when it stops)`);
+      void server
+        .close()
+        .then(() => driver.unmountPending())
+        .catch((err: Error) => log.warn(`unmounting layers no container uses failed: ${err.message}`))
+        .then(resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

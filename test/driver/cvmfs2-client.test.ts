@@ -82,7 +82,7 @@ describe('thin layers mounted by cvmfs2 (a stand-in showing the repository raw)'
   /** A container on the fixture's layers above an ordinary base layer, mounted by `mounter`. */
   async function container(t: TestContext, name: string, mounter: RepositoryMounter): Promise<{ home: string; root: string }> {
     const home = path.join(work, name, 'home');
-    const driver = new OverlayDriver(path.join(work, name, 'init.json'), { mounter, idleUnmountMs: 0 });
+    const driver = new OverlayDriver(path.join(work, name, 'init.json'), { mounter, idleUnmountMs: 0 }, { unmountDelayMs: 0 });
     t.after(() => driver.cleanup());
     await driver.init({ Home: home, Opts: null, UIDMaps: null, GIDMaps: null });
     await driver.create({ ID: 'base' }, 'ro');

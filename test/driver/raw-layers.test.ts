@@ -62,7 +62,7 @@ async function setup(t: TestContext, rawWhiteouts: boolean, idleUnmountMs = 0) {
   const home = path.join(base, 'home');
   const mounter = bindMounter(path.join(base, 'repos'), { rawWhiteouts });
   const newDriver = async () => {
-    const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, idleUnmountMs });
+    const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, idleUnmountMs }, { unmountDelayMs: 0 });
     t.after(() => driver.cleanup());
     return driver;
   };

@@ -7,9 +7,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../src/core/log.ts';
 import { treeSize } from '../../src/core/fs/walk.ts';
-import { isMountPoint, mountsBelow } from '../../src/core/fs/mounts.ts';
+import { isMountPoint, mountsBelow, unmount } from '../../src/core/fs/mounts.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { serveDriver, type DriverServer } from '../../src/driver/server.ts';
 import { describeTree, dir, entry, exists, file, makeTar, readArchive, run, symlink, tempDir } from '../overlay/fixtures.ts';
@@ -29,13 +30,16 @@ interface Plugin {
   client: PluginClient;
 }
 
-/** A plugin process's worth of driver and server; `from` shares the state file (a restart). */
-async function startPlugin(t: TestContext, from?: Plugin): Promise<Plugin> {
+/**
+ * A plugin process's worth of driver and server; `from` shares the state file (a restart).
+ * Layers are unmounted at their last Put unless `unmountDelayMs` says otherwise.
+ */
+async function startPlugin(t: TestContext, from?: Plugin, unmountDelayMs = 0): Promise<Plugin> {
   const base = from?.base ?? (await tempDir(t, 'driver-server-'));
   const home = path.join(base, 'home');
   const stateFile = path.join(base, 'state', 'init.json');
   const socket = path.join(base, `plugin-${randomBytes(3).toString('hex')}.sock`);
-  const driver = new OverlayDriver(stateFile, { mounter: refusingMounter });
+  const driver = new OverlayDriver(stateFile, { mounter: refusingMounter }, { unmountDelayMs });
   if (from) await driver.resume();
   const server = await serveDriver(driver, socket);
   let closed = false;
@@ -49,8 +53,8 @@ async function startPlugin(t: TestContext, from?: Plugin): Promise<Plugin> {
   return { base, home, stateFile, socket, driver, server: { close }, client };
 }
 
-async function initPlugin(t: TestContext): Promise<Plugin> {
-  const plugin = await startPlugin(t);
+async function initPlugin(t: TestContext, unmountDelayMs = 0): Promise<Plugin> {
+  const plugin = await startPlugin(t, undefined, unmountDelayMs);
   await plugin.client.ok('GraphDriver.Init', { Home: plugin.home, Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => plugin.driver.cleanup());
   return plugin;
@@ -372,6 +376,53 @@ test('Get twice and Put once keeps the mount; the second Put unmounts', async (t
   await assert.rejects(fs.writeFile(path.join(image.Dir, 'nope'), 'x'), { code: 'EROFS' });
   await client.ok('GraphDriver.Put', { ID: 'top' });
   assert.equal(await isMountPoint(image.Dir), false);
+});
+
+/** The kernel's id of the mount at `dir` (a new mount gets a new one), or undefined. */
+async function mountIdAt(dir: string): Promise<string | undefined> {
+  const lines = (await fs.readFile('/proc/self/mountinfo', 'utf8')).split('\n');
+  return lines.map((line) => line.split(' ')).findLast((fields) => fields[4] === dir)?.[0];
+}
+
+test('a layer stays mounted a moment after its last Put: a Get in time takes the mount back, Remove and stopping unmount it at once', async (t) => {
+  const delayMs = 300;
+  const { client, home, driver } = await initPlugin(t, delayMs);
+  await loadImage(client);
+  await createContainer(client, 'c6', 'top');
+  const init = path.join(home, 'c6-init', 'merged');
+  assert.ok(await isMountPoint(init), 'the init layer, just Put, is still mounted');
+
+  // Created, then started: the start's Get takes back the mount the create's Put left.
+  const { Dir } = await client.ok<{ Dir: string }>('GraphDriver.Get', { ID: 'c6' });
+  const mounted = await mountIdAt(Dir);
+  await client.ok('GraphDriver.Put', { ID: 'c6' });
+  await client.ok('GraphDriver.Get', { ID: 'c6' });
+  assert.equal(await mountIdAt(Dir), mounted, 'the same mount');
+  await client.ok('GraphDriver.Put', { ID: 'c6' });
+
+  const deadline = Date.now() + 10 * delayMs;
+  while ((await isMountPoint(init)) && Date.now() < deadline) await sleep(20);
+  assert.equal(await isMountPoint(init), false, 'unmounted once the delay passed');
+
+  // Unmounted behind the driver's back during the delay: the next Get mounts it afresh.
+  await client.ok('GraphDriver.Get', { ID: 'c6' });
+  await client.ok('GraphDriver.Put', { ID: 'c6' });
+  await unmount(Dir);
+  const again = await client.ok<{ Dir: string }>('GraphDriver.Get', { ID: 'c6' });
+  assert.ok(await isMountPoint(again.Dir));
+  assert.ok((await fs.readdir(path.join(again.Dir, 'bin'))).includes('busybox'));
+  await client.ok('GraphDriver.Put', { ID: 'c6' });
+  await client.ok('GraphDriver.Remove', { ID: 'c6' });
+  assert.equal(await isMountPoint(Dir), false, 'Remove does not wait for the delay');
+  assert.equal(await exists(path.join(home, 'c6')), false);
+
+  // A plugin that stops unmounts what waits out its delay; what is in use stays.
+  await createContainer(client, 'c7', 'top');
+  const running = await client.ok<{ Dir: string }>('GraphDriver.Get', { ID: 'c7' });
+  await driver.unmountPending();
+  assert.equal(await isMountPoint(path.join(home, 'c7-init', 'merged')), false);
+  assert.ok(await isMountPoint(running.Dir));
+  await client.ok('GraphDriver.Put', { ID: 'c7' });
 });
 
 test('Remove of a mounted layer unmounts it and removes it', async (t) => {

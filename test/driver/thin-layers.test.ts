@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isMountPoint } from '../../src/core/fs/mounts.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { chunks, file, makeTar, tempDir } from '../overlay/fixtures.ts';
@@ -36,11 +37,11 @@ function thinJson(layers: Array<[string, string]>): string {
   return JSON.stringify({ version: '1.0', origin: 'test', layers: layers.map(([digest, url]) => ({ digest, url })) });
 }
 
-async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0) {
+async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0, unmountDelayMs = 0) {
   const base = await tempDir(t, 'thin-driver-');
   await makeRepository(path.join(base, 'repos'));
   const mounter = bindMounter(path.join(base, 'repos'));
-  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, repositories: () => allowed, idleUnmountMs });
+  const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, repositories: () => allowed, idleUnmountMs }, { unmountDelayMs });
   await driver.init({ Home: path.join(base, 'home'), Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => driver.cleanup());
   const home = path.join(base, 'home');
@@ -94,6 +95,20 @@ test('repositories are mounted once and released when the last layer using them 
   assert.ok(await isMountPoint(target), 'still used by c2');
   await s.driver.remove({ ID: 'c2' });
   assert.equal(await isMountPoint(target), false, 'removing the last mounted user releases the repository');
+  assert.deepEqual(s.mounter.unmounts, [REPO]);
+});
+
+test('a container layer waiting out its unmount delay still holds its repositories', async (t) => {
+  const s = await setup(t, undefined, 0, 200);
+  await s.thinImage('img', GOOD);
+  await s.container('c1', 'img');
+  await s.driver.get({ ID: 'c1' });
+  await s.driver.put({ ID: 'c1' });
+  const target = path.join(s.home, 'cvmfs', REPO);
+  assert.ok(await isMountPoint(target), 'the overlay above still reads from it');
+  const deadline = Date.now() + 5000;
+  while ((await isMountPoint(target)) && Date.now() < deadline) await sleep(20);
+  assert.equal(await isMountPoint(target), false, 'released with the overlay');
   assert.deepEqual(s.mounter.unmounts, [REPO]);
 });
 
