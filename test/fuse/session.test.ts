@@ -96,6 +96,20 @@ function xattrIn(size: number, attribute?: string): Buffer {
   return Buffer.concat([u32s(size, 0), attribute === undefined ? Buffer.alloc(0) : name(attribute)]);
 }
 
+/** `fs` with opendir and releasedir: directories get per-open state and OPENDIR its handle. */
+function withOpendir(fs: MemoryFilesystem): ReadOnlyFilesystem {
+  return {
+    rootIno: fs.rootIno,
+    lookup: fs.lookup.bind(fs),
+    getattr: fs.getattr.bind(fs),
+    readlink: fs.readlink.bind(fs),
+    read: fs.read.bind(fs),
+    readdir: fs.readdir.bind(fs),
+    opendir: async () => 7n,
+    releasedir: async () => {},
+  };
+}
+
 function sampleTree(): MemoryFilesystem {
   const fs = new MemoryFilesystem(500n);
   fs.file('file', 'content');
@@ -223,7 +237,7 @@ test('GETXATTR and LISTXATTR: size probes, ERANGE, values, ENODATA', async (t) =
 
 test('READDIR pages the listing by offset; READDIRPLUS adds entries with root mapped to node 1', async (t) => {
   const fs = sampleTree();
-  const session = await harness(t, fs);
+  const session = await harness(t, withOpendir(fs));
   const dirIno = fs.attrOf('d').ino;
   session.send(OPCODE.OPENDIR, dirIno, u32s(0, 0));
   const opened = (await session.reply()).payload;
@@ -262,6 +276,48 @@ test('READDIR pages the listing by offset; READDIRPLUS adds entries with root ma
   assert.equal((await session.reply()).error, 0);
   session.send(OPCODE.READDIR, dirIno, readIn(handle, 0, 4096));
   assert.equal((await session.reply()).error, errno.EBADF, 'released handles are gone');
+});
+
+test('a filesystem without opendir answers OPENDIR with ENOSYS and has its listings read by directory, kept until 64 others were read', async (t) => {
+  const fs = sampleTree();
+  for (let i = 0; i < 64; i++) {
+    fs.dir(`many-${i}`);
+    fs.file(`many-${i}/only`, '');
+  }
+  const session = await harness(t, fs);
+  const dir = fs.attrOf('d').ino;
+  session.send(OPCODE.OPENDIR, dir, u32s(0, 0));
+  assert.equal((await session.reply()).error, errno.ENOSYS, 'the kernel stops sending OPENDIR and RELEASEDIR');
+
+  // Without OPENDIR, READDIRs come with handle 0.
+  const names = (page: Buffer): string[] => {
+    const found: string[] = [];
+    for (let at = 0; at < page.length; at += (24 + page.readUInt32LE(at + 16) + 7) & ~7) found.push(page.toString('utf8', at + 24, at + 24 + page.readUInt32LE(at + 16)));
+    return found;
+  };
+  session.send(OPCODE.READDIR, dir, readIn(0n, 0, 200));
+  const first = names((await session.reply()).payload);
+  session.send(OPCODE.READDIR, dir, readIn(0n, first.length, 4096));
+  const rest = names((await session.reply()).payload);
+  assert.deepEqual([...first, ...rest], ['.', '..', ...Array.from({ length: 40 }, (_, i) => `entry-${i}`)]);
+  session.send(OPCODE.READDIRPLUS, dir, readIn(0n, 2, 4096));
+  const plus = (await session.reply()).payload;
+  const sent: bigint[] = [];
+  for (let at = 0; at < plus.length; at += (128 + 24 + plus.readUInt32LE(at + 128 + 16) + 7) & ~7) sent.push(plus.readBigUInt64LE(at));
+  assert.equal(sent[0], fs.attrOf('d/entry-0').ino);
+  assert.equal(fs.calls.get('readdir'), 1, 'one listing, kept');
+
+  // Kept listings hold their entries; past 64 others, d's goes, and with it what only it held.
+  assert.deepEqual(fs.forgotten, []);
+  for (let i = 0; i < 64; i++) session.send(OPCODE.READDIR, fs.attrOf(`many-${i}`).ino, readIn(0n, 0, 4096));
+  assert.equal((await session.replies()).length, 64);
+  await nextTurn();
+  const unsent = Array.from({ length: 40 }, (_, i) => fs.attrOf(`d/entry-${i}`).ino).filter((ino) => !sent.includes(ino));
+  assert.ok(unsent.length > 0 && unsent.length < 40);
+  assert.deepEqual(fs.forgotten.toSorted(), unsent.toSorted(), 'entries READDIRPLUS sent stay with the kernel');
+  session.send(OPCODE.READDIR, dir, readIn(0n, 0, 4096));
+  assert.equal(names((await session.reply()).payload).length, 42);
+  assert.equal(fs.calls.get('readdir'), 66, 'read again once it was let go');
 });
 
 test('writes get EROFS, unknown opcodes ENOSYS', async (t) => {
@@ -309,18 +365,20 @@ test('an inode is forgotten once no LOOKUP reply, READDIRPLUS entry or open list
   // rest without; releasing the directory leaves only what the kernel holds.
   const dir = fs.attrOf('d').ino;
   const entry = (i: number) => fs.attrOf(`d/entry-${i}`).ino;
-  session.send(OPCODE.OPENDIR, dir, u32s(0, 0));
-  const handle = (await session.reply()).payload.readBigUInt64LE(0);
-  session.send(OPCODE.READDIRPLUS, dir, readIn(handle, 0, 5 * 160)); // ".", "..", entry-0 … entry-2
-  session.send(OPCODE.READDIR, dir, readIn(handle, 5, 4096));
-  assert.equal((await session.replies()).length, 2);
+  const opened = await harness(t, { ...withOpendir(fs), forgetInode: fs.forgetInode.bind(fs) });
+  opened.send(OPCODE.OPENDIR, dir, u32s(0, 0));
+  const handle = (await opened.reply()).payload.readBigUInt64LE(0);
+  opened.send(OPCODE.READDIRPLUS, dir, readIn(handle, 0, 5 * 160)); // ".", "..", entry-0 … entry-2
+  opened.send(OPCODE.READDIR, dir, readIn(handle, 5, 4096));
+  assert.equal((await opened.replies()).length, 2);
   fs.forgotten.length = 0;
-  session.send(OPCODE.RELEASEDIR, dir, Buffer.concat([u64s(handle), u32s(0, 0), u64s(0n)]));
-  await session.reply();
+  opened.send(OPCODE.RELEASEDIR, dir, Buffer.concat([u64s(handle), u32s(0, 0), u64s(0n)]));
+  await opened.reply();
+  await nextTurn();
   assert.deepEqual(fs.forgotten, Array.from({ length: 37 }, (_, i) => entry(i + 3)));
   fs.forgotten.length = 0;
-  session.send(OPCODE.BATCH_FORGET, 0n, Buffer.concat([u32s(3, 0), u64s(entry(0), 1n, entry(1), 1n, entry(2), 1n)]));
-  await session.replies();
+  opened.send(OPCODE.BATCH_FORGET, 0n, Buffer.concat([u32s(3, 0), u64s(entry(0), 1n, entry(1), 1n, entry(2), 1n)]));
+  await opened.replies();
   assert.deepEqual(fs.forgotten, [entry(0), entry(1), entry(2)]);
 
   // A LOOKUP answered too late (interrupted) handed its inode to nobody.

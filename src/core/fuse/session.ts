@@ -124,6 +124,12 @@ interface OpenDirectory {
   listing: Promise<readonly DirEntry[]> | null;
 }
 
+// Listings kept for a filesystem without opendir, whose directories the kernel reads without
+// opening them here (so there is no RELEASEDIR to say when a listing is done with). The kernel
+// caches what it read (FOPEN_CACHE_DIR is its default then), so these serve a listing paged out
+// over several READDIRs, and the kernel reading one again once it let its copy go.
+const KEPT_LISTINGS = 64;
+
 export class FuseSession {
   readonly #fd: number;
   readonly #fs: ReadOnlyFilesystem;
@@ -132,6 +138,8 @@ export class FuseSession {
   /** Requests not answered yet; INTERRUPT answers one early, and its late answer is dropped. */
   readonly #pending = new Set<bigint>();
   readonly #directories = new Map<bigint, OpenDirectory>();
+  /** Without opendir: listings by directory ino, the least recently read first. */
+  readonly #listings = new Map<bigint, OpenDirectory>();
   readonly #references: InodeReferences;
   readonly #readBuffers: ReadBuffers;
   #nextDirectoryHandle = 1n;
@@ -312,10 +320,12 @@ export class FuseSession {
         await this.#fs.release?.(ino, decodeHandle(body));
         return EMPTY_ANSWER;
       case OPCODE.OPENDIR:
-        return this.#openDirectory(request.unique, ino);
+        // Like OPEN: ENOSYS makes the kernel read directories without OPENDIR and RELEASEDIR.
+        if (!this.#fs.opendir) throw new FuseError(errno.ENOSYS);
+        return this.#openDirectory(request.unique, ino, this.#fs.opendir.bind(this.#fs));
       case OPCODE.READDIR:
       case OPCODE.READDIRPLUS:
-        return this.#readDirectory(body, request.opcode === OPCODE.READDIRPLUS);
+        return this.#readDirectory(ino, body, request.opcode === OPCODE.READDIRPLUS);
       case OPCODE.RELEASEDIR:
         await this.#releaseDirectory(decodeHandle(body));
         return EMPTY_ANSWER;
@@ -396,8 +406,8 @@ export class FuseSession {
     sink.shareLookupTable(parent, [...table.keys()], encodeEntryOuts(entries, { entry, attr }), withoutXattrs);
   }
 
-  async #openDirectory(unique: bigint, ino: bigint): Promise<Answer> {
-    const handle = (await this.#fs.opendir?.(ino)) ?? 0n;
+  async #openDirectory(unique: bigint, ino: bigint, opendir: NonNullable<ReadOnlyFilesystem['opendir']>): Promise<Answer> {
+    const handle = await opendir(ino);
     if (!this.#pending.has(unique)) {
       await this.#fs.releasedir?.(ino, handle);
       return EMPTY_ANSWER;
@@ -407,13 +417,13 @@ export class FuseSession {
     return reply(encodeOpenOut(id, DIRECTORY_OPEN_FLAGS));
   }
 
-  async #readDirectory(body: Buffer, plus: boolean): Promise<Answer> {
+  async #readDirectory(ino: bigint, body: Buffer, plus: boolean): Promise<Answer> {
     const { handle, offset, size } = decodeReadIn(body);
-    const directory = this.#directories.get(handle);
+    const directory = this.#fs.opendir ? this.#directories.get(handle) : this.#keptListing(ino);
     if (!directory) throw new FuseError(errno.EBADF);
     directory.listing ??= this.#fs.readdir(directory.ino, directory.handle).then(
       (listing) => {
-        // The open directory holds its entries until RELEASEDIR.
+        // The listing holds its entries until RELEASEDIR, or until it is no longer kept.
         for (const { name, attr } of listing) if (!isDotEntry(name)) this.#references.add(attr.ino);
         return listing;
       },
@@ -429,11 +439,32 @@ export class FuseSession {
     return { payload: [page.bytes], referenced: page.referenced };
   }
 
+  #keptListing(ino: bigint): OpenDirectory {
+    const directory = this.#listings.get(ino) ?? { ino, handle: 0n, listing: null };
+    this.#listings.delete(ino);
+    this.#listings.set(ino, directory);
+    for (const [oldest, kept] of this.#listings) {
+      if (this.#listings.size <= KEPT_LISTINGS) break;
+      this.#listings.delete(oldest);
+      void this.#letGo(kept);
+    }
+    return directory;
+  }
+
   async #releaseDirectory(id: bigint): Promise<void> {
     const directory = this.#directories.get(id);
     if (!directory) return;
     this.#directories.delete(id);
+    await this.#letGo(directory);
+  }
+
+  /** Drops what a listing holds, once it is no longer used. */
+  async #letGo(directory: OpenDirectory): Promise<void> {
     const listing = await directory.listing?.catch(() => null);
+    // A READDIR still paging out a kept listing let go of (read under it, not waiting for it)
+    // answers within the same turn, taking its own references on what it sends: only then may
+    // the listing's go, or an entry would be forgotten while the kernel receives it.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     for (const { name, attr } of listing ?? []) if (!isDotEntry(name)) this.#references.drop(attr.ino);
     await this.#fs.releasedir?.(directory.ino, directory.handle);
   }
