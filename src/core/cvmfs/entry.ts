@@ -1,5 +1,5 @@
 // The stat-like record the reader hands out, decoded from a catalog row (doc §2.4, §2.5).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CatalogRow } from './catalog.ts';
 import { CvmfsError } from './errors.ts';
 import { algorithmFromFlagValue, contentHashFromDigest, type ContentHash } from './hash.ts';
@@ -144,5 +144,5 @@ function decodeDevice(dev: number): { major: number; minor: number } {
 // A 63-bit id from an MD5: stable across processes and revisions, so the kernel's caches stay
 // valid, and collisions are as unlikely as MD5 path-hash collisions in the catalogs themselves.
 function inodeOf(identity: string): bigint {
-  return createHash('md5').update(identity).digest().readBigUInt64LE(0) >> 1n;
+  return hash('md5', identity, 'buffer').readBigUInt64LE(0) >> 1n;
 }

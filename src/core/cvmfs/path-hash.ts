@@ -1,11 +1,12 @@
 // Catalog rows are keyed by the MD5 of the full repository path, split into two little-endian
 // signed 64-bit integers (md5path_1/2, parent_1/2). Paths are "" for the root and "/a/b" below it.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export type PathHash = readonly [bigint, bigint];
 
 export function pathHash(path: string): PathHash {
-  const digest = createHash('md5').update(path, 'utf8').digest();
+  // The one-shot form: a lookup hashes a path or two, a directory's listing one per entry.
+  const digest = hash('md5', path, 'buffer');
   return [digest.readBigInt64LE(0), digest.readBigInt64LE(8)];
 }
 
