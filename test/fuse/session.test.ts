@@ -453,6 +453,35 @@ test('the reader may answer STATFS only for a filesystem without statfs, and the
   assert.equal(counted.fuse.readerOptions.statfs, null);
 });
 
+test('once 8 subdirectories of a directory with a table are found, the tables of all its other small ones are built ahead', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('walk');
+  for (let i = 0; i < 12; i++) {
+    fs.dir(`walk/d${i}`);
+    fs.file(`walk/d${i}/f`, '');
+  }
+  fs.dir('walk/huge');
+  for (let i = 0; i < 200; i++) fs.file(`walk/huge/f${i}`, '');
+  const session = await harness(t, fs);
+  const shared: bigint[] = [];
+  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent) => void shared.push(parent) });
+  const walk = fs.attrOf('walk').ino;
+  const d = (i: number) => fs.attrOf(`walk/d${i}`).ino;
+  session.send(OPCODE.LOOKUP, walk, name('d0'));
+  await session.replies();
+  assert.deepEqual(shared, [walk, d(0)], 'walk, then d0 as found');
+
+  // The reader finds d1 … d7 from walk's table: each gets its table, and no other yet.
+  session.fuse.readerEvents.answered([1, 2, 3, 4, 5, 6, 7].map(d), [1, 2, 3, 4, 5, 6, 7].map(d));
+  await session.replies();
+  assert.deepEqual(shared, [walk, ...Array.from({ length: 8 }, (_, i) => d(i))]);
+  session.fuse.readerEvents.answered([d(8)], [d(8)]);
+  for (let i = 0; i < 200 && shared.length < 12; i++) await nextTurn();
+  for (let i = 0; i < 20; i++) await nextTurn();
+  assert.deepEqual(shared.slice(9).toSorted(), [8, 9, 10, 11].map(d).toSorted(), 'd8 as found, d9 … d11 ahead; huge has too many names');
+  assert.equal(new Set(shared).size, shared.length, 'each once');
+});
+
 test('INTERRUPT answers a running request with EINTR and drops its late answer', async (t) => {
   const fs = sampleTree();
   const stall = Promise.withResolvers<void>();

@@ -113,6 +113,13 @@ const TABLE_NAMES_PER_LOOKUP = 128;
 const MAX_TABLE_NAMES = 10_000;
 // Directories whose lookups are being counted; the count starts over past this many.
 const MAX_COUNTED_DIRECTORIES = 10_000;
+// A walk through sibling directories (find, a stat of many paths, an importer scanning packages)
+// shows once this many subdirectories of one directory with a table were found: the tables of the
+// rest are built ahead of it then, one at a time between requests. Otherwise each directory's
+// first lookup would still cross to the main thread and wait for its table (~4 ms here). A
+// container's start finds a few directories at the root of each layer (etc, usr, lib…), which
+// is no walk: building the tables of all the others then only took CPU time from the start.
+const SIBLINGS_BEFORE_PREFETCH = 8;
 
 /** Where lookup tables go: the device reader, which answers lookups from them. */
 export type LookupTableSink = Pick<DeviceReader, 'shareLookupTable'>;
@@ -151,6 +158,12 @@ export class FuseSession {
   readonly #tablesUnderWay = new Set<bigint>();
   /** Directories with a table at the reader, and the inos that table holds. */
   readonly #tables = new Map<bigint, readonly bigint[]>();
+  /** The subdirectories (node ids) each of those tables lists. */
+  readonly #tabledSubdirectories = new Map<bigint, readonly bigint[]>();
+  /** The directory whose table lists each of those subdirectories. */
+  readonly #tabledParents = new Map<bigint, bigint>();
+  /** How many of its subdirectories were found, per directory with a table, until the prefetch. */
+  readonly #subdirectoriesFound = new Map<bigint, number>();
   #ended = false;
   readonly #initialized = Promise.withResolvers<void>();
 
@@ -193,11 +206,16 @@ export class FuseSession {
       request: (bytes) => this.handle(bytes),
       answered: (nodeIds, directories) => {
         for (const nodeId of nodeIds) this.#references.add(this.#inoOf(nodeId));
-        for (const directory of directories) this.#countLookup(directory);
+        for (const directory of directories) this.#directoryFound(directory);
       },
       dropped: (parent) => {
         const inos = this.#tables.get(parent) ?? [];
         this.#tables.delete(parent);
+        for (const subdirectory of this.#tabledSubdirectories.get(parent) ?? []) {
+          if (this.#tabledParents.get(subdirectory) === parent) this.#tabledParents.delete(subdirectory);
+        }
+        this.#tabledSubdirectories.delete(parent);
+        this.#subdirectoriesFound.delete(parent);
         for (const ino of inos) this.#references.drop(ino);
       },
     };
@@ -250,7 +268,7 @@ export class FuseSession {
       // be looked into next, so it counts as a lookup there.
       if (request.opcode === OPCODE.LOOKUP && error === 0) {
         this.#countLookup(request.nodeId);
-        if (answer.directory !== undefined) this.#countLookup(answer.directory);
+        if (answer.directory !== undefined) this.#directoryFound(answer.directory);
       }
       if (started !== undefined) log.debug(`fuse: ${describeRequest(request)}: ${error === 0 ? 'answered' : `errno ${error}`} in ${(performance.now() - started).toFixed(2)} ms`);
     };
@@ -371,6 +389,30 @@ export class FuseSession {
     }
   }
 
+  /** A lookup found `directory`: likely looked into next, and maybe one of siblings walked through. */
+  #directoryFound(directory: bigint): void {
+    this.#countLookup(directory);
+    const parent = this.#tabledParents.get(directory);
+    if (parent === undefined) return;
+    const found = (this.#subdirectoriesFound.get(parent) ?? 0) + 1;
+    this.#subdirectoriesFound.set(parent, found);
+    if (found !== SIBLINGS_BEFORE_PREFETCH) return;
+    const subdirectories = this.#tabledSubdirectories.get(parent) ?? [];
+    log.debug(`fuse: ${found} subdirectories of node ${parent} found: building the tables of its ${subdirectories.length} ahead`);
+    void this.#prefetchTables(subdirectories);
+  }
+
+  async #prefetchTables(directories: readonly bigint[]): Promise<void> {
+    for (const directory of directories) {
+      // Between requests: what the kernel waits for comes first.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.#tableSink === null || !this.#fs.lookupTable || this.#ended) return;
+      if (this.#tables.has(directory) || this.#tablesUnderWay.has(directory)) continue;
+      this.#tablesUnderWay.add(directory);
+      await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP, this.#fs.lookupTable.bind(this.#fs), this.#tableSink);
+    }
+  }
+
   #countLookup(parent: bigint): void {
     if (this.#tableSink === null || !this.#fs.lookupTable || this.#tables.has(parent)) return;
     const count = (this.#lookupsWithoutTable.get(parent) ?? 0) + 1;
@@ -401,6 +443,9 @@ export class FuseSession {
     const inos = entries.map(({ attr }) => attr.ino);
     for (const ino of inos) this.#references.add(ino);
     this.#tables.set(parent, inos);
+    const subdirectories = entries.filter(({ attr }) => (attr.mode & FILE_TYPE.MASK) === FILE_TYPE.DIRECTORY).map(({ nodeId }) => nodeId);
+    this.#tabledSubdirectories.set(parent, subdirectories);
+    for (const subdirectory of subdirectories) this.#tabledParents.set(subdirectory, parent);
     const { entry, attr } = this.#timeouts;
     const withoutXattrs = Uint8Array.from(table.values(), ({ xattrs }) => (xattrs ? 0 : 1));
     sink.shareLookupTable(parent, [...table.keys()], encodeEntryOuts(entries, { entry, attr }), withoutXattrs);
