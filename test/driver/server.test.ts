@@ -385,7 +385,7 @@ async function mountIdAt(dir: string): Promise<string | undefined> {
 }
 
 test('a layer stays mounted a moment after its last Put: a Get in time takes the mount back, Remove and stopping unmount it at once', async (t) => {
-  const delayMs = 300;
+  const delayMs = 1500;
   const { client, home, driver } = await initPlugin(t, delayMs);
   await loadImage(client);
   await createContainer(client, 'c6', 'top');

@@ -99,7 +99,7 @@ test('repositories are mounted once and released when the last layer using them 
 });
 
 test('a container layer waiting out its unmount delay still holds its repositories', async (t) => {
-  const s = await setup(t, undefined, 0, 200);
+  const s = await setup(t, undefined, 0, 1000);
   await s.thinImage('img', GOOD);
   await s.container('c1', 'img');
   await s.driver.get({ ID: 'c1' });
