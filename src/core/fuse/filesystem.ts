@@ -85,12 +85,16 @@ export interface ReadOnlyFilesystem {
    */
   read(ino: bigint, handle: bigint, offset: number, target: Buffer): Promise<number>;
   release?(ino: bigint, handle: bigint): Promise<void>;
-  /** A handle passed to readdir and releasedir; 0n when absent. */
+  /**
+   * A handle passed to readdir and releasedir. Absent, the kernel reads directories without
+   * opening them here, and readdir gets handle 0n.
+   */
   opendir?(ino: bigint): Promise<bigint>;
   /**
    * The whole listing, in the same order every time (the kernel resumes listings by position),
-   * including '.' and '..' when they should be listed. Called once per opened directory: the
-   * server keeps the listing until releasedir and pages it out to the kernel.
+   * including '.' and '..' when they should be listed. Called once per opened directory (or,
+   * without opendir, whenever the server no longer keeps the directory's last listing): the
+   * server keeps the listing and pages it out to the kernel.
    */
   readdir(ino: bigint, handle: bigint): Promise<readonly DirEntry[]>;
   releasedir?(ino: bigint, handle: bigint): Promise<void>;
