@@ -342,8 +342,6 @@ export function createSource(location: RepositoryLocation, fqrn: string): Object
   });
 }
 
-/** Fills `target` from `file` at `position`; a short object means the catalog and object disagree. */
-
 function invalidRange(offset: number, length: number): CvmfsError {
   return new CvmfsError('invalid-argument', `invalid read range: offset ${offset}, length ${length}`);
 }

@@ -406,10 +406,8 @@ export class FuseSession {
     for (const directory of directories) {
       // Between requests: what the kernel waits for comes first.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.#tableSink === null || !this.#fs.lookupTable || this.#ended) return;
-      if (this.#tables.has(directory) || this.#tablesUnderWay.has(directory)) continue;
-      this.#tablesUnderWay.add(directory);
-      await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP, this.#fs.lookupTable.bind(this.#fs), this.#tableSink);
+      if (this.#ended) return;
+      if (!this.#tables.has(directory) && !this.#tablesUnderWay.has(directory)) await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP);
     }
   }
 
@@ -420,15 +418,18 @@ export class FuseSession {
     this.#lookupsWithoutTable.set(parent, count);
     // Checks at powers of two.
     if ((count & (count - 1)) !== 0 || this.#tablesUnderWay.has(parent)) return;
-    this.#tablesUnderWay.add(parent);
-    void this.#shareTable(parent, Math.min(count * TABLE_NAMES_PER_LOOKUP, MAX_TABLE_NAMES), this.#fs.lookupTable.bind(this.#fs), this.#tableSink);
+    void this.#shareTable(parent, Math.min(count * TABLE_NAMES_PER_LOOKUP, MAX_TABLE_NAMES));
   }
 
-  async #shareTable(parent: bigint, maxNames: number, lookupTable: NonNullable<ReadOnlyFilesystem['lookupTable']>, sink: LookupTableSink): Promise<void> {
+  /** Builds the table of `parent` if it has at most `maxNames` names, and gives it to the reader. */
+  async #shareTable(parent: bigint, maxNames: number): Promise<void> {
+    const sink = this.#tableSink;
+    if (sink === null || !this.#fs.lookupTable) return;
+    this.#tablesUnderWay.add(parent);
     let table: ReadonlyMap<string, TableEntry> | null;
     let entries: { nodeId: bigint; attr: Attr }[];
     try {
-      table = await lookupTable(this.#inoOf(parent), maxNames);
+      table = await this.#fs.lookupTable(this.#inoOf(parent), maxNames);
       entries = [...(table ?? new Map<string, TableEntry>()).values()].map(({ attr }) => ({ nodeId: this.#nodeIdOf(attr), attr }));
     } catch (error) {
       // The lookups themselves report what is wrong.
