@@ -62,8 +62,17 @@ CREATE TABLE bind_mountpoints (path TEXT, sha1 TEXT, size INTEGER, CONSTRAINT pk
 CREATE TABLE statistics (counter TEXT, value INTEGER, CONSTRAINT pk_statistics PRIMARY KEY (counter));
 `;
 
-/** The uncompressed SQLite bytes of a catalog mounted at `mountpoint` ("" for the root). */
-export async function buildCatalog(workDir: string, mountpoint: string, entries: readonly EntrySpec[], nested: readonly NestedSpec[] = []): Promise<Buffer> {
+/**
+ * The uncompressed SQLite bytes of a catalog mounted at `mountpoint` ("" for the root). Entry paths
+ * are as stored: under `rootPrefix`, which is the mountpoint unless given.
+ */
+export async function buildCatalog(
+  workDir: string,
+  mountpoint: string,
+  entries: readonly EntrySpec[],
+  nested: readonly NestedSpec[] = [],
+  rootPrefix = mountpoint,
+): Promise<Buffer> {
   const file = join(workDir, `catalog-${randomBytes(6).toString('hex')}.db`);
   const db = new DatabaseSync(file);
   db.exec(DDL);
@@ -71,7 +80,7 @@ export async function buildCatalog(workDir: string, mountpoint: string, entries:
   property.run('schema', '2.5');
   property.run('schema_revision', '7');
   property.run('revision', '1');
-  if (mountpoint !== '') property.run('root_prefix', mountpoint);
+  if (rootPrefix !== '') property.run('root_prefix', rootPrefix);
   const insert = db.prepare('INSERT INTO catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
   const insertChunk = db.prepare('INSERT INTO chunks VALUES (?, ?, ?, ?, ?)');
   for (const entry of entries) {

@@ -1,6 +1,6 @@
 // The stat-like record the reader hands out, decoded from a catalog row (doc §2.4, §2.5).
 import { hash } from 'node:crypto';
-import type { CatalogRow } from './catalog.ts';
+import type { StoredRow } from './catalog.ts';
 import { CvmfsError } from './errors.ts';
 import { algorithmFromFlagValue, contentHashFromDigest, type ContentHash } from './hash.ts';
 import type { Compression } from './object-fetcher.ts';
@@ -82,7 +82,7 @@ function toPublicPath(path: string): string {
   return path === '' ? '/' : path;
 }
 
-export function decodeEntry(row: CatalogRow, catalogMountpoint: string, environment: SymlinkEnvironment): Entry {
+export function decodeEntry(row: StoredRow, catalogMountpoint: string, environment: SymlinkEnvironment): Entry {
   const where = toPublicPath(row.path);
   // The client takes the type from the mode bits, not from the flags.
   const type = TYPES_BY_FORMAT[row.mode & TYPE_MASK];
@@ -107,7 +107,7 @@ export function decodeEntry(row: CatalogRow, catalogMountpoint: string, environm
     mtimeNs: row.mtimeNs,
     nlink: Number(row.hardlinks & 0xffffffffn),
     hardlinkGroup,
-    inode: hardlinkGroup > 0 ? inodeOf(`hardlink\0${catalogMountpoint}\0${hardlinkGroup}`) : inodeOf(`path\0${row.path}`),
+    inode: hardlinkGroup > 0 ? hardlinkInode(catalogMountpoint, hardlinkGroup) : pathInode(row.md5path1),
     symlink,
     rdev: isDevice ? decodeDevice(row.size) : null,
     xattrs: row.xattr === null ? null : parseXattrs(row.xattr, where),
@@ -141,8 +141,13 @@ function decodeDevice(dev: number): { major: number; minor: number } {
   };
 }
 
-// A 63-bit id from an MD5: stable across processes and revisions, so the kernel's caches stay
-// valid, and collisions are as unlikely as MD5 path-hash collisions in the catalogs themselves.
-function inodeOf(identity: string): bigint {
-  return hash('md5', identity, 'buffer').readBigUInt64LE(0) >> 1n;
+// Inodes are 63-bit ids from MD5s: stable across processes and revisions, so the kernel's caches
+// stay valid, and collisions are as unlikely as MD5 path-hash collisions in the catalogs themselves.
+// A path's is its md5path_1, which the catalog holds already; a hardlink group's is hashed apart.
+function pathInode(md5path1: bigint): bigint {
+  return BigInt.asUintN(64, md5path1) >> 1n;
+}
+
+function hardlinkInode(catalogMountpoint: string, group: number): bigint {
+  return hash('md5', `hardlink\0${catalogMountpoint}\0${group}`, 'buffer').readBigUInt64LE(0) >> 1n;
 }

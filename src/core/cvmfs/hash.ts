@@ -40,7 +40,8 @@ export function contentHashFromDigest(algorithm: HashAlgorithm, digest: Uint8Arr
   if (digest.length !== 20) {
     throw new CvmfsError('bad-catalog', `a ${algorithm} content hash must be 20 bytes, the catalog holds ${digest.length}`);
   }
-  return { algorithm, hex: Buffer.from(digest).toString('hex') };
+  // A view, not a copy: listings decode thousands of these.
+  return { algorithm, hex: Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('hex') };
 }
 
 /** Names accepted for a repository's content hash, as `cvmfs_server mkfs -a` spells them. */

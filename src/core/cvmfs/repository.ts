@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { log } from '../log.ts';
 import { advanceBreadcrumb, readBreadcrumb } from './breadcrumb.ts';
 import { ObjectCache, type ObjectCacheOptions } from './cache.ts';
-import { Catalog, type CatalogRow } from './catalog.ts';
+import { Catalog, type StoredRow } from './catalog.ts';
 import { DirectorySource } from './directory-source.ts';
 import { contentAlgorithm, decodeEntry, FLAGS, type Entry } from './entry.ts';
 import { CvmfsError } from './errors.ts';
@@ -268,7 +268,7 @@ export class Repository {
    * catalog above the path; if the row is missing there, descend into the nested catalog that
    * contains the path, if any. A mountpoint itself is answered by its parent's row.
    */
-  async #resolve(path: string): Promise<{ row: CatalogRow; catalog: Catalog }> {
+  async #resolve(path: string): Promise<{ row: StoredRow; catalog: Catalog }> {
     let catalog = this.#deepestCatalogAbove(path);
     for (;;) {
       const row = catalog.find(path);

@@ -4,7 +4,7 @@
 // mountpoint (root_prefix = mountpoint), which is how every writer since cvmfs 2.1 stores them.
 import { statSync } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { toCatalogRow, type CatalogRow } from '../catalog.ts';
+import { storedRowColumns, toStoredRow, type CatalogRow } from '../catalog.ts';
 import { FLAGS, TYPE_BITS, TYPE_MASK } from '../entry.ts';
 import { CvmfsError } from '../errors.ts';
 import { formatContentHash, type ContentHash } from '../hash.ts';
@@ -43,7 +43,7 @@ export interface SealProperties {
   counters: CatalogCounters;
 }
 
-const COLUMNS = 'name, hardlinks, hash, size, mode, mtime, flags, symlink, uid, gid, mtimens, xattr';
+const COLUMNS = storedRowColumns(Number(CATALOG_SCHEMA_REVISION));
 const TYPE = `(mode & ${TYPE_MASK})`;
 // A vacuum pays off once this share of the pages is free (cvmfs uses a similar bound).
 const VACUUM_FREE_RATIO = 0.25;
@@ -85,7 +85,10 @@ export class WritableCatalog {
       setProperty: prepare('INSERT OR REPLACE INTO properties (key, value) VALUES (?, ?)'),
       getProperty: prepare('SELECT value FROM properties WHERE key = ?'),
     };
-    for (const statement of [this.#statements.find, this.#statements.children]) statement.setReadBigInts(true);
+    for (const statement of [this.#statements.find, this.#statements.children]) {
+      statement.setReadBigInts(true);
+      statement.setReturnArrays(true);
+    }
     this.#nested = new Map(
       (database.prepare('SELECT path, sha1, size FROM nested_catalogs').all() as { path: string; sha1: string; size: number | null }[]).map((row) => [
         row.path,
@@ -133,12 +136,12 @@ export class WritableCatalog {
   }
 
   find(path: string): CatalogRow | undefined {
-    const row = this.#statements.find.get(...pathHash(path));
-    return row === undefined ? undefined : toCatalogRow(row, path);
+    const values = this.#statements.find.get(...pathHash(path)) as unknown[] | undefined;
+    return values === undefined ? undefined : toStoredRow(values, path);
   }
 
   children(path: string): CatalogRow[] {
-    return this.#statements.children.all(...pathHash(path)).map((row) => toCatalogRow(row, childPath(path, String(row.name))));
+    return (this.#statements.children.all(...pathHash(path)) as unknown as unknown[][]).map((values) => toStoredRow(values, childPath(path, String(values[0]))));
   }
 
   /** Every row below `path` in this catalog, parents before children. */
