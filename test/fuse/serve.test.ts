@@ -332,7 +332,7 @@ test('the device reader answers lookups in a busy directory from its table, as t
   assert.ok(asked.slice(askedBefore).every((name) => name === 'inner'), `asked: ${asked.slice(askedBefore).join(', ')}`);
 });
 
-test('the device reader answers xattr queries on table entries without any, and STATFS, as the filesystem would', async (t) => {
+test('the device reader answers xattr queries on table entries without any, STATFS and IOCTL, as the session would', async (t) => {
   const lines: string[] = [];
   const reporter = { log: (entry: { args: unknown[] }) => void lines.push(entry.args.join(' ')) };
   log.addReporter(reporter);
@@ -363,6 +363,11 @@ test('the device reader answers xattr queries on table entries without any, and 
   assert.equal((await run('stat', ['-f', '-c', '%S %l', mountpoint])).stdout, '4096 255\n');
   assert.ok(lines.includes('fuse: STATFS on node 1: answered by the reader'), lines.join('\n'));
   assert.ok(!lines.some((line) => line.startsWith('fuse: STATFS on node 1: answered in')));
+
+  // Asked twice, as the kernel does not remember that ioctls are unsupported.
+  for (let i = 0; i < 2; i++) assert.match((await run('lsattr', [at('d/plain')], { allowFail: true })).stderr, /Operation not supported/);
+  assert.equal(lines.filter((line) => /^fuse: IOCTL on node \d+: not supported, answered by the reader$/.test(line)).length, 2, lines.join('\n'));
+  assert.ok(!lines.some((line) => line.startsWith('fuse: opcode 39')));
 });
 
 test('a table the reader drops lets go of the inodes only it held, and lookups there reach the filesystem again', async (t) => {

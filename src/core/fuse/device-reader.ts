@@ -16,7 +16,8 @@
 // main thread may have its table ready by then. Overlay follows each lookup in a lower layer with
 // extended attribute queries (is this directory opaque? has this program capabilities?), so a
 // table also says which of its entries have none, and the reader answers those queries on them;
-// and STATFS, which overlay asks of every layer it mounts, when the answer never changes.
+// and STATFS, which overlay asks of every layer it mounts, when the answer never changes; and
+// IOCTL, which nothing served here supports.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
@@ -29,8 +30,8 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 // to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
 // request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
 // session. A reply the kernel refuses (ENOENT: the caller was interrupted) references nothing.
-// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, GETXATTR 22, LISTXATTR 23;
-// errnos ENOENT 2, ENODATA 61; headers of 40 and 16 bytes, entries of 128.
+// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, GETXATTR 22, LISTXATTR 23,
+// IOCTL 39; errnos ENOENT 2, ENOSYS 38, ENODATA 61; headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync } = require('node:fs');
@@ -118,6 +119,13 @@ function answerXattrQuery(opcode) {
 function answer(opcode, length) {
   if (opcode === 1) return answerLookup(length);
   if (opcode === 22 || opcode === 23) return answerXattrQuery(opcode);
+  // IOCTL: overlay asks for the flags of whatever it copies up from a lower layer (a container's
+  // first writes below a directory); no filesystem here has ioctls, and the kernel asks each time.
+  if (opcode === 39) {
+    send(38, null);
+    if (debug) parentPort.postMessage({ debug: 'IOCTL on node ' + buffer.readBigUInt64LE(16) + ': not supported, answered by the reader' });
+    return true;
+  }
   if (opcode === 17 && statfs !== null) {
     send(0, statfs);
     if (debug) parentPort.postMessage({ debug: 'STATFS on node ' + buffer.readBigUInt64LE(16) + ': answered by the reader' });
