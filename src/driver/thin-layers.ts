@@ -17,12 +17,25 @@ export interface ExpandedChain {
   repositoryLayers: Map<string, { repository: string; inside: string }>;
 }
 
+/** A repository layer a thin layer stands for, with the short link that stands for it in a lower chain. */
+interface RepositoryLayerLink {
+  layerLink: string;
+  repository: string;
+  inside: string;
+}
+
 export class ThinLayers {
   private readonly store: LayerStore;
   /** Which repositories this driver may mount; undefined allows any. */
   private readonly allowed: ReadonlySet<string> | undefined;
   /** Layers never change after ApplyDiff, so whether one is thin is asked of the disk once. */
   private readonly descriptors = new Map<string, ThinDescriptor | null>();
+  // A Get expands its whole chain, and each file call is a trip through libuv's thread pool
+  // (~0.5–1 ms on a small VM): a thin layer's links, which never change, are resolved once.
+  /** The layer each short link of a chain points at. */
+  private readonly layersByLink = new Map<string, string>();
+  /** Per thin layer: its repository layers, topmost first. */
+  private readonly expansions = new Map<string, RepositoryLayerLink[]>();
 
   constructor(store: LayerStore, allowedRepositories?: ReadonlySet<string>) {
     this.store = store;
@@ -49,6 +62,8 @@ export class ThinLayers {
 
   forget(id: string): void {
     this.descriptors.delete(id);
+    this.expansions.delete(id);
+    for (const [link, layer] of this.layersByLink) if (layer === id) this.layersByLink.delete(link);
   }
 
   /** The lower chain of `links` (short links, topmost first) with every thin layer expanded. */
@@ -57,20 +72,41 @@ export class ThinLayers {
     const repositories = new Map<string, string[]>();
     const repositoryLayers = new Map<string, { repository: string; inside: string }>();
     for (const link of links) {
-      const id = await this.store.layerOfLink(link);
-      const descriptor = await this.descriptor(id);
-      if (!descriptor) {
+      const expansion = await this.expansion(await this.layerOfLink(link));
+      if (!expansion) {
         lowers.push(link);
         continue;
       }
-      for (const { repository, inside } of this.repositoryLayers(id, descriptor).reverse()) {
+      for (const { layerLink, repository, inside } of expansion) {
         repositories.set(repository, [...(repositories.get(repository) ?? []), inside]);
-        const layerLink = await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside));
         lowers.push(layerLink);
         repositoryLayers.set(layerLink, { repository, inside });
       }
     }
     return { lowers, repositories, repositoryLayers };
+  }
+
+  private async layerOfLink(link: string): Promise<string> {
+    const known = this.layersByLink.get(link);
+    if (known !== undefined) return known;
+    const id = await this.store.layerOfLink(link);
+    this.layersByLink.set(link, id);
+    return id;
+  }
+
+  /** The repository layers thin layer `id` stands for, with their links; null for an ordinary layer. */
+  private async expansion(id: string): Promise<RepositoryLayerLink[] | null> {
+    const known = this.expansions.get(id);
+    if (known) return known;
+    const descriptor = await this.descriptor(id);
+    if (!descriptor) return null;
+    const expansion: RepositoryLayerLink[] = [];
+    for (const { repository, inside } of this.repositoryLayers(id, descriptor).reverse()) {
+      const layerLink = await this.store.externalLink(path.join(RepositoryMounts.relativeMountPoint(repository), inside));
+      expansion.push({ layerLink, repository, inside });
+    }
+    this.expansions.set(id, expansion);
+    return expansion;
   }
 
   /** What the thin layer `id` needs mounted: each repository with the layer paths it reads there. */
