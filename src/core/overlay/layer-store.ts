@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mountsBelow, unmount } from '../fs/mounts.ts';
@@ -7,6 +8,10 @@ import { mountsBelow, unmount } from '../fs/mounts.ts';
 // and short links <home>/l/<link> -> ../<id>/diff. Lower chains name layers by those short
 // links, relative to <home>, so the mount options of a 125-layer image stay well under a page
 // and the home path (which may contain ':' or ',') never appears in them.
+//
+// Creating a layer and reading its few-byte files take synchronous calls of microseconds each:
+// every call through libuv's thread pool costs ~0.3–1 ms on a small VM, and docker run creates
+// and mounts two layers before its container starts (~20 such calls).
 
 export type LayerKind = 'ro' | 'rw';
 
@@ -37,7 +42,7 @@ function randomLinkName(): string {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.lstat(p).then(() => true, () => false);
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 }
 
 export class LayerStore {
@@ -149,18 +154,18 @@ export class LayerStore {
     }
     // Built under a staging name and renamed, so a crash never leaves a half-made layer.
     const staging = path.join(this.home, `${STAGING_PREFIX}${id}`);
-    await fs.mkdir(staging, { mode: 0o700 });
+    mkdirSync(staging, { mode: 0o700 });
     const link = randomLinkName();
-    await fs.mkdir(path.join(staging, 'diff'), { mode: 0o755 });
-    await fs.chmod(path.join(staging, 'diff'), 0o755);
-    await fs.mkdir(path.join(staging, 'work'), { mode: 0o700 });
-    await fs.mkdir(path.join(staging, 'merged'), { mode: 0o700 });
-    await fs.writeFile(path.join(staging, 'link'), link);
-    await fs.writeFile(path.join(staging, 'kind'), kind);
-    await fs.writeFile(path.join(staging, 'parent'), parent ?? '');
-    if (lower) await fs.writeFile(path.join(staging, 'lower'), lower);
-    await fs.rename(staging, this.layerDir(id));
-    await fs.symlink(`../${id}/diff`, path.join(this.home, LINK_DIR, link));
+    mkdirSync(path.join(staging, 'diff'), { mode: 0o755 });
+    chmodSync(path.join(staging, 'diff'), 0o755);
+    mkdirSync(path.join(staging, 'work'), { mode: 0o700 });
+    mkdirSync(path.join(staging, 'merged'), { mode: 0o700 });
+    writeFileSync(path.join(staging, 'link'), link);
+    writeFileSync(path.join(staging, 'kind'), kind);
+    writeFileSync(path.join(staging, 'parent'), parent ?? '');
+    if (lower) writeFileSync(path.join(staging, 'lower'), lower);
+    renameSync(staging, this.layerDir(id));
+    symlinkSync(`../${id}/diff`, path.join(this.home, LINK_DIR, link));
   }
 
   async remove(id: string): Promise<void> {
@@ -207,7 +212,7 @@ export class LayerStore {
   }
 
   private async readLayerFile(id: string, name: string): Promise<string> {
-    return (await fs.readFile(path.join(this.layerDir(id), name), 'utf8')).trim();
+    return readFileSync(path.join(this.layerDir(id), name), 'utf8').trim();
   }
 
   private async removeTree(dir: string): Promise<void> {
