@@ -1,9 +1,12 @@
 import fs from 'node:fs/promises';
-import { run } from './run.ts';
+import { CommandShell } from './command-shell.ts';
 
 // Node cannot call mount(2); the mount and umount programs (util-linux on a host, busybox in
-// the plugin's rootfs) do it. Relative lowerdir paths are resolved against the mount
-// process's working directory, which keeps options short for deep images.
+// the plugin's rootfs) do it, started from one shell kept for them. Relative lowerdir paths are
+// resolved against the mount process's working directory, which keeps options short for deep
+// images.
+
+const helpers = new CommandShell();
 
 export interface MountEntry {
   mountPoint: string;
@@ -40,22 +43,22 @@ export async function isMountPoint(dir: string): Promise<boolean> {
 }
 
 export async function mountOverlay(options: string, target: string, cwd: string): Promise<void> {
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
+  await helpers.run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
 }
 
 /** `source` may be relative to `cwd`, like overlay's lower dirs. */
 export async function bindMount(source: string, target: string, cwd: string): Promise<void> {
-  await run('mount', ['-o', 'bind', source, target], { cwd });
+  await helpers.run('mount', ['-o', 'bind', source, target], { cwd });
 }
 
 export async function unmount(target: string): Promise<void> {
   try {
-    await run('umount', [target]);
+    await helpers.run('umount', [target]);
   } catch (err) {
     // A mount still busy (a process inside it) is detached instead, as Docker does on removal,
     // so the layer can go; the kernel frees it when the last user leaves.
     if (!(await isMountPoint(target))) return;
     if (!/busy/i.test((err as Error).message)) throw err;
-    await run('umount', ['-l', target]);
+    await helpers.run('umount', ['-l', target]);
   }
 }

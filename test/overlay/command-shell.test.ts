@@ -1,0 +1,78 @@
+// The shell that mount and umount run from: each command's outcome and words reach its caller
+// alone, arguments arrive as given, and a command that hangs or a shell that dies fails only
+// the command then running.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { CommandShell } from '../../src/core/fs/command-shell.ts';
+import { RunError } from '../../src/core/fs/run.ts';
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'command-shell-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Pids of processes whose command line is `argv`. */
+async function processesRunning(argv: string[]): Promise<string[]> {
+  const wanted = `${argv.join('\0')}\0`;
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  return pids.filter((_, index) => lines[index] === wanted);
+}
+
+test('commands run in order, in their own directory, with their arguments as given', async (t) => {
+  const dir = await tempDir(t);
+  const shell = new CommandShell();
+  t.after(() => shell.close());
+  const odd = ["it's", 'two words', '$HOME', '`date`', 'a\nb', '*', ''];
+  const runs = odd.map((name, index) => shell.run('sh', ['-c', 'printf %s "$1" > "$2"', 'sh', name, `out${index}`], { cwd: dir }));
+  await Promise.all(runs);
+  for (const [index, name] of odd.entries()) assert.equal(await readFile(path.join(dir, `out${index}`), 'utf8'), name);
+  // Each command's cd stays its own.
+  await writeFile(path.join(dir, 'here'), '');
+  await shell.run('test', ['-e', 'here'], { cwd: dir });
+  await assert.rejects(shell.run('test', ['-e', 'here']), RunError);
+});
+
+test('a failing command reports its exit status and its own words; the next one runs normally', async (t) => {
+  const shell = new CommandShell();
+  t.after(() => shell.close());
+  const failed = await shell.run('sh', ['-c', 'echo "some output"; echo "target is busy" >&2; exit 32']).then(
+    () => assert.fail('the command failed'),
+    (error: unknown) => error,
+  );
+  assert.ok(failed instanceof RunError);
+  assert.match(failed.message, /^sh -c .* failed \(exit 32\): some output\ntarget is busy$/);
+  assert.equal(failed.stderr, 'some output\ntarget is busy');
+  await shell.run('true', []);
+  await assert.rejects(shell.run('no-such-program-here', []), /failed \(exit 127\)/);
+});
+
+test('a command past the timeout fails and the commands after it run in a new shell', async (t) => {
+  const shell = new CommandShell({ timeoutMs: 300 });
+  t.after(() => shell.close());
+  const started = Date.now();
+  const hung = shell.run('sleep', ['29.5']);
+  const after = shell.run('echo', ['fine']);
+  await assert.rejects(hung, /sleep 29.5 did not finish in 0.3 s; given up/);
+  await after;
+  // The hung command went with its shell.
+  assert.deepEqual(await processesRunning(['sleep', '29.5']), []);
+  assert.ok(Date.now() - started < 5000);
+});
+
+test('a shell that dies fails the command it was running, and the next command starts another', async (t) => {
+  const shell = new CommandShell();
+  t.after(() => shell.close());
+  // The command kills the shell that started it.
+  await assert.rejects(shell.run('sh', ['-c', 'kill -9 $PPID']), /ended/);
+  await shell.run('true', []);
+});
+
+test('without the shell program, commands fail with what is missing', async () => {
+  const shell = new CommandShell({ shell: 'no-such-shell-here' });
+  await assert.rejects(shell.run('true', []), /no-such-shell-here cannot run: .*ENOENT/);
+});
