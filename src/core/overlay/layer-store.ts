@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mountsBelow, unmount } from '../fs/mounts.ts';
@@ -9,9 +9,10 @@ import { mountsBelow, unmount } from '../fs/mounts.ts';
 // links, relative to <home>, so the mount options of a 125-layer image stay well under a page
 // and the home path (which may contain ':' or ',') never appears in them.
 //
-// Creating a layer and reading its few-byte files take synchronous calls of microseconds each:
-// every call through libuv's thread pool costs ~0.3–1 ms on a small VM, and docker run creates
-// and mounts two layers before its container starts (~20 such calls).
+// Creating a layer, starting and ending the unpacking of its diff, and reading its few-byte
+// files take synchronous calls of microseconds each: every call through libuv's thread pool
+// costs ~0.3–1 ms on a small VM, and docker run creates and mounts two layers before its
+// container starts (~20 such calls).
 
 export type LayerKind = 'ro' | 'rw';
 
@@ -186,17 +187,17 @@ export class LayerStore {
    */
   async beginApply(id: string): Promise<string> {
     const staging = path.join(this.layerDir(id), APPLYING_DIR);
-    await this.removeTree(staging);
-    await fs.mkdir(staging, { mode: 0o755 });
-    await fs.chmod(staging, 0o755);
+    if (await exists(staging)) await this.removeTree(staging);
+    mkdirSync(staging, { mode: 0o755 });
+    chmodSync(staging, 0o755);
     return staging;
   }
 
   async commitApply(id: string): Promise<void> {
     const diff = this.diffDir(id);
-    if ((await fs.readdir(diff)).length > 0) throw new LayerError(`layer ${id} already has content; dockerd applies a diff only once`);
+    if (readdirSync(diff).length > 0) throw new LayerError(`layer ${id} already has content; dockerd applies a diff only once`);
     // rename(2) replaces an empty directory atomically.
-    await fs.rename(path.join(this.layerDir(id), APPLYING_DIR), diff);
+    renameSync(path.join(this.layerDir(id), APPLYING_DIR), diff);
   }
 
   async abortApply(id: string): Promise<void> {
