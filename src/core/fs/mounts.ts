@@ -6,7 +6,7 @@ import { CommandShell } from './command-shell.ts';
 // resolved against the mount process's working directory, which keeps options short for deep
 // images.
 
-const helpers = new CommandShell();
+const mountShell = new CommandShell();
 
 export interface MountEntry {
   mountPoint: string;
@@ -43,22 +43,22 @@ export async function isMountPoint(dir: string): Promise<boolean> {
 }
 
 export async function mountOverlay(options: string, target: string, cwd: string): Promise<void> {
-  await helpers.run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
+  await mountShell.run('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd });
 }
 
 /** `source` may be relative to `cwd`, like overlay's lower dirs. */
 export async function bindMount(source: string, target: string, cwd: string): Promise<void> {
-  await helpers.run('mount', ['-o', 'bind', source, target], { cwd });
+  await mountShell.run('mount', ['-o', 'bind', source, target], { cwd });
 }
 
 export async function unmount(target: string): Promise<void> {
   try {
-    await helpers.run('umount', [target]);
+    await mountShell.run('umount', [target]);
   } catch (err) {
     // A mount still busy (a process inside it) is detached instead, as Docker does on removal,
     // so the layer can go; the kernel frees it when the last user leaves.
     if (!(await isMountPoint(target))) return;
     if (!/busy/i.test((err as Error).message)) throw err;
-    await helpers.run('umount', ['-l', target]);
+    await mountShell.run('umount', ['-l', target]);
   }
 }
