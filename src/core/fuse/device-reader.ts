@@ -74,12 +74,12 @@ function takeTables() {
     parentPort.postMessage({ dropped: parent });
   }
 }
-function send(error, payload) {
-  const size = 16 + (payload === null ? 0 : payload.length);
+function send(error, payload, start = 0, end = payload === null ? 0 : payload.length) {
+  const size = 16 + end - start;
   reply.writeUInt32LE(size, 0);
   reply.writeInt32LE(-error, 4);
   buffer.copy(reply, 8, 8, 16);
-  if (payload !== null) reply.set(payload, 16);
+  if (payload !== null) payload.copy(reply, 16, start, end);
   try {
     writeSync(fd, reply, 0, size);
     return true;
@@ -95,8 +95,8 @@ function answerLookup(length) {
   const name = buffer.toString('utf8', 40, end < 0 || end > length ? length : end);
   if (name === '.' || name === '..') return false;
   const index = table.indexes.get(name);
-  const entry = index === undefined ? negativeEntry : table.entries.subarray(index * 128, index * 128 + 128);
-  if (send(entry === null ? 2 : 0, entry) && index !== undefined) {
+  const sent = index === undefined ? send(negativeEntry === null ? 2 : 0, negativeEntry) : send(0, table.entries, index * 128, index * 128 + 128);
+  if (sent && index !== undefined) {
     const nodeId = table.entries.readBigUInt64LE(index * 128);
     answered.push(nodeId);
     // fuse_entry_out.attr.mode: S_IFDIR.
@@ -134,7 +134,11 @@ function answer(opcode, length) {
   return false;
 }
 parentPort.once('message', (settings) => {
-  ({ negativeEntry, statfs, maxTableNames, debug } = settings);
+  ({ maxTableNames, debug } = settings);
+  // Buffers, as replies are copied from them; the settings arrive as plain bytes.
+  const asBuffer = (bytes) => (bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  negativeEntry = asBuffer(settings.negativeEntry);
+  statfs = asBuffer(settings.statfs);
   for (;;) {
     let length;
     try {
