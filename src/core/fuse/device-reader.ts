@@ -42,6 +42,8 @@ let maxTableNames = 0;
 let debug = false;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
 const reply = Buffer.alloc(16 + 128);
+// fuse_getxattr_out: a LISTXATTR asking for the size of an empty list.
+const emptyListSize = Buffer.alloc(8);
 const lookupTables = new Map();
 let tableNames = 0;
 const xattrFreeNodes = new Set();
@@ -112,7 +114,7 @@ function answerLookup(length) {
 function answerXattrQuery(opcode) {
   if (!xattrFreeNodes.has(buffer.readBigUInt64LE(16))) return false;
   if (opcode === 22) send(61, null);
-  else send(0, buffer.readUInt32LE(40) === 0 ? Buffer.alloc(8) : null);
+  else send(0, buffer.readUInt32LE(40) === 0 ? emptyListSize : null);
   if (debug) parentPort.postMessage({ debug: (opcode === 22 ? 'GETXATTR' : 'LISTXATTR') + ' on node ' + buffer.readBigUInt64LE(16) + ': no extended attributes, from its table' });
   return true;
 }
