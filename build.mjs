@@ -76,7 +76,8 @@ function which(program) {
     const candidate = path.join(dir, program);
     if (fs.existsSync(candidate)) return candidate;
   }
-  throw new Error(`${program} is needed in the plugin rootfs but is not installed (apt-get install ${program === 'busybox' ? 'busybox-static' : 'attr'})`);
+  const debianPackage = { busybox: 'busybox-static', perl: 'perl-base' }[program] ?? 'attr';
+  throw new Error(`${program} is needed in the plugin rootfs but is not installed (apt-get install ${debianPackage})`);
 }
 
 function buildPlugin(executable) {
@@ -94,7 +95,8 @@ function buildPlugin(executable) {
   for (const applet of ['sh', 'mount', 'umount', 'mknod', 'ls', 'cat', 'rm', 'mkdir']) {
     fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet));
   }
-  const helpers = [which('getfattr'), which('setfattr')];
+  // perl registers the files the kernel reads directly (FUSE passthrough); see src/core/fuse/backing-files.ts.
+  const helpers = [which('getfattr'), which('setfattr'), which('perl')];
   for (const helper of helpers) copyIntoRootfs(rootfs, helper, path.join('/usr/bin', path.basename(helper)));
   const libraries = new Set([executable, ...helpers].flatMap(sharedLibraries));
   for (const library of libraries) copyIntoRootfs(rootfs, library);

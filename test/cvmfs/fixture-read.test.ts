@@ -2,6 +2,7 @@
 // nginx, and compares with what the real cvmfs client showed (expected.json).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { formatContentHash, objectPath } from '../../src/core/cvmfs/hash.ts';
 import { Repository, type RepositoryLocation } from '../../src/core/cvmfs/repository.ts';
@@ -134,6 +135,11 @@ for (const [name, location] of Object.entries(locations)) {
         assert.deepEqual(got, whole.subarray(offset, Math.min(offset + length, whole.length)), `offset ${offset} length ${length}`);
       }
       await assert.rejects(repository.read(RANDOM_FILE, -1, 10), { code: 'invalid-argument' });
+    });
+
+    test('a local file: the cached object of the 3 MiB file, none for an empty file', async () => {
+      assert.deepEqual(await readFile((await repository.localFile(RANDOM_FILE))!), randomFileBytes().subarray(0, 3 * 1024 * 1024));
+      assert.equal(await repository.localFile(`${LAYER1}/empty-file`), null);
     });
 
     test('paths that do not exist, and non-directories, are reported as such', async () => {

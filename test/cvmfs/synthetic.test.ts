@@ -2,6 +2,7 @@
 // chunked files, xattrs, RMD160 / SHAKE128 hashes, uncompressed objects, hardlink groups,
 // variant symlinks, hidden entries and nested catalogs two levels deep.
 import assert from 'node:assert/strict';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { RepositoryFuseView } from '../../src/core/cvmfs/fuse-view.ts';
@@ -148,6 +149,18 @@ describe('synthetic repository', () => {
     assert.deepEqual((await repository.readdir('/nested')).map((entry) => entry.name), ['deeper', 'file.txt']);
   });
 
+  test('a local file holds exactly what a file reads: its object, or a chunked file put together once', async () => {
+    for (const [path, content] of Object.entries(synthetic.files)) {
+      assert.deepEqual(await readFile((await repository.localFile(path))!), content, path);
+    }
+    const whole = (await repository.localFile(synthetic.chunkedPath))!;
+    assert.match(whole, /\.whole$/, 'kept apart from objects');
+    const { mtimeMs } = await stat(whole);
+    assert.equal(await repository.localFile(synthetic.chunkedPath), whole, 'put together once');
+    assert.equal((await stat(whole)).mtimeMs, mtimeMs);
+    await assert.rejects(repository.localFile('/nested'), (error: Error & { code?: string }) => error.code === 'is-a-directory');
+  });
+
   test('a damaged chunk fails only the reads that need it, and never returns its bytes', async () => {
     const damaged = await makeTempDir('synthetic-damaged');
     try {
@@ -168,6 +181,10 @@ describe('synthetic repository', () => {
           return true;
         });
         assert.deepEqual(await reader.read(copy.chunkedPath, 3000, 2000), content.subarray(3000));
+        await assert.rejects(reader.localFile(copy.chunkedPath), (error: Error & { code?: string }) => error.code === 'bad-data');
+        const kept = await readdir(join(damaged, 'cache', 'data'), { recursive: true });
+        assert.deepEqual(kept.filter((name) => name.endsWith('.whole')), [], 'nothing put together from a damaged chunk');
+        assert.deepEqual(await readdir(join(damaged, 'cache', 'txn')), [], 'nor left half-written');
       } finally {
         reader.close();
       }

@@ -89,6 +89,11 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
     return this.#node(ino).xattrs.size > 0;
   }
 
+  /** The bytes of file `path`, without counting a call. */
+  contentOf(path: string): Buffer {
+    return this.#resolve(path).content;
+  }
+
   /** The attributes of `path`, as the mount should show them. */
   attrOf(path: string): Attr {
     return this.#resolve(path).attr;

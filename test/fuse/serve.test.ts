@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FILE_TYPE } from '../../src/core/fuse/filesystem.ts';
+import { FILE_TYPE, type ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
 import { isMounted } from '../../src/core/fuse/mount.ts';
 import { log } from '../../src/core/log.ts';
 import { pollUntil, run, stopAfter } from '../helpers/process.ts';
@@ -23,6 +23,8 @@ const CAPABILITY = Buffer.from('0100000200040000000000000000000000000000', 'hex'
 const UNICODE_NAME = 'ünï cødé ☃.txt';
 const LONG_NAME = 'n'.repeat(255);
 const MANY = 5000;
+// A static program to run from a mount (busybox-static, which the plugin's rootfs needs too).
+const BUSYBOX = '/bin/busybox';
 
 function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -249,12 +251,14 @@ test('the kernel keeps pages, names and misses: content is read from the server 
   assert.equal(lookups.get('big.bin'), 1, 'the name is cached');
 });
 
-test('a filesystem without open gets no OPEN or RELEASE after the first, and keeps its pages', async (t) => {
-  const fs = buildTree();
-  // The same tree without open/release (reads then come with handle 0, which the tree checks
-  // against the handle its open would have made); its methods still run on the tree itself.
-  const openless = new Proxy(fs, {
+/**
+ * `fs` without open/release (reads then come with handle 0, which the tree checks against the
+ * handle its open would have made), plus `extra`; its methods still run on the tree itself.
+ */
+function openless(fs: MemoryFilesystem, extra: Partial<ReadOnlyFilesystem> = {}): ReadOnlyFilesystem {
+  return new Proxy(fs, {
     get: (target, name) => {
+      if (name in extra) return extra[name as keyof ReadOnlyFilesystem];
       if (name === 'open' || name === 'release') return undefined;
       if (name === 'read') {
         return (ino: bigint, handle: bigint, offset: number, buffer: Buffer) => {
@@ -266,7 +270,11 @@ test('a filesystem without open gets no OPEN or RELEASE after the first, and kee
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  const { mountpoint } = await mountForTest(t, openless);
+}
+
+test('a filesystem without open gets no OPEN or RELEASE after the first, and keeps its pages', async (t) => {
+  const fs = buildTree();
+  const { mountpoint } = await mountForTest(t, openless(fs));
   const at = (p: string) => path.join(mountpoint, p);
   for (let i = 0; i < 3; i++) {
     assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
@@ -277,6 +285,53 @@ test('a filesystem without open gets no OPEN or RELEASE after the first, and kee
   assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) < 2 * BIG.length, 'later opens use the page cache');
   const write = await sh(`echo x > ${q(at('hello.txt'))}`, true);
   assert.match(write.stderr, /Read-only file system/);
+});
+
+/** `fs` with busybox as `busybox`, and backing files in a fresh directory for `names` of it. */
+async function withBackingFiles(t: TestContext, fs: MemoryFilesystem, names: readonly string[]): Promise<ReadOnlyFilesystem> {
+  fs.file('busybox', await readFile(BUSYBOX), { perm: 0o755 });
+  const directory = await mkdtemp(path.join(tmpdir(), 'fuse-backing-'));
+  stopAfter(t, { stop: () => rm(directory, { recursive: true }) });
+  const backing = new Map<bigint, string>();
+  for (const name of ['busybox', ...names]) {
+    const file = path.join(directory, String(backing.size));
+    await writeFile(file, fs.contentOf(name));
+    backing.set(fs.attrOf(name).ino, file);
+  }
+  return openless(fs, { backingFile: async (ino) => backing.get(ino) ?? null });
+}
+
+test('passthrough: files with backing files are read, mapped and run by the kernel from them, without a READ', async (t) => {
+  const fs = buildTree();
+  const { mountpoint } = await mountForTest(t, await withBackingFiles(t, fs, ['big.bin', 'hard/a']));
+  const at = (p: string) => path.join(mountpoint, p);
+  assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
+  assert.equal((await run('cat', [at('hard/b')])).stdout, 'shared content\n', 'through another name of the inode');
+  // Through sh: spawning it from here would block this process, which serves the mount, until the exec is done.
+  assert.equal((await sh(`${q(at('busybox'))} echo run from the mount`)).stdout, 'run from the mount\n', 'exec maps the file');
+  assert.equal((await run('cat', [at('hello.txt')])).stdout, 'hello, world\n', 'a file without a backing file');
+  for (const name of ['big.bin', 'hard/a', 'busybox']) assert.equal(fs.bytesRead.get(fs.attrOf(name).ino), undefined, `${name} was not read through the server`);
+  assert.equal(fs.bytesRead.get(fs.attrOf('hello.txt').ino), 13);
+});
+
+test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {
+  // A PATH with mount and umount but no perl, while the mount starts.
+  const bin = await mkdtemp(path.join(tmpdir(), 'fuse-no-perl-'));
+  stopAfter(t, { stop: () => rm(bin, { recursive: true }) });
+  for (const program of ['mount', 'umount']) await symlink((await run('sh', ['-c', `command -v ${program}`])).stdout.trim(), path.join(bin, program));
+  const fs = buildTree();
+  const served = await withBackingFiles(t, fs, ['big.bin']);
+  const pathBefore = process.env.PATH;
+  process.env.PATH = bin;
+  let mountpoint: string;
+  try {
+    ({ mountpoint } = await mountForTest(t, served));
+  } finally {
+    process.env.PATH = pathBefore;
+  }
+  assert.equal((await run('sha256sum', [path.join(mountpoint, 'big.bin')])).stdout.split(' ')[0], sha256(BIG));
+  assert.equal((await sh(`${q(path.join(mountpoint, 'busybox'))} echo ran`)).stdout, 'ran\n');
+  assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) >= BIG.length);
 });
 
 test('inodes the kernel evicts are forgotten, and found again on the next lookup', async (t) => {

@@ -10,7 +10,8 @@ import { test, type TestContext } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { errno, FuseError } from '../../src/core/fuse/errors.ts';
 import type { Attr, ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
-import { INIT_FLAG, OPCODE } from '../../src/core/fuse/protocol.ts';
+import type { BackingFileRegistry } from '../../src/core/fuse/backing-files.ts';
+import { INIT_FLAG, INIT_FLAG2, OPCODE, OPEN_FLAG } from '../../src/core/fuse/protocol.ts';
 import { FuseSession } from '../../src/core/fuse/session.ts';
 import { log } from '../../src/core/log.ts';
 import { MemoryFilesystem, TabledMemoryFilesystem } from './memory-fs.ts';
@@ -22,7 +23,7 @@ interface Reply {
 }
 
 /** A session writing into a file, and helpers to send requests and read what it answered. */
-async function harness(t: TestContext, fs: ReadOnlyFilesystem) {
+async function harness(t: TestContext, fs: ReadOnlyFilesystem, backingFiles: BackingFileRegistry | null = null) {
   const directory = await mkdtemp(path.join(tmpdir(), 'fuse-session-'));
   const devicePath = path.join(directory, 'device');
   const fd = openSync(devicePath, 'w+');
@@ -30,7 +31,7 @@ async function harness(t: TestContext, fs: ReadOnlyFilesystem) {
     closeSync(fd);
     await rm(directory, { recursive: true });
   });
-  const session = new FuseSession(fd, fs);
+  const session = new FuseSession(fd, fs, undefined, backingFiles);
   let unique = 100n;
   let consumed = 0;
   return {
@@ -79,8 +80,8 @@ function u64s(...values: bigint[]): Buffer {
   return out;
 }
 
-function initIn(major: number, minor: number, flags: number): Buffer {
-  return Buffer.concat([u32s(major, minor, 131_072, flags, 0), Buffer.alloc(44)]);
+function initIn(major: number, minor: number, flags: number, flags2 = 0): Buffer {
+  return Buffer.concat([u32s(major, minor, 131_072, flags, flags2), Buffer.alloc(44)]);
 }
 
 function name(text: string): Buffer {
@@ -96,8 +97,8 @@ function xattrIn(size: number, attribute?: string): Buffer {
   return Buffer.concat([u32s(size, 0), attribute === undefined ? Buffer.alloc(0) : name(attribute)]);
 }
 
-/** `fs` with opendir and releasedir: directories get per-open state and OPENDIR its handle. */
-function withOpendir(fs: MemoryFilesystem): ReadOnlyFilesystem {
+/** What `fs` must have, without open and release. */
+function essentials(fs: MemoryFilesystem): ReadOnlyFilesystem {
   return {
     rootIno: fs.rootIno,
     lookup: fs.lookup.bind(fs),
@@ -105,9 +106,12 @@ function withOpendir(fs: MemoryFilesystem): ReadOnlyFilesystem {
     readlink: fs.readlink.bind(fs),
     read: fs.read.bind(fs),
     readdir: fs.readdir.bind(fs),
-    opendir: async () => 7n,
-    releasedir: async () => {},
   };
+}
+
+/** `fs` with opendir and releasedir: directories get per-open state and OPENDIR its handle. */
+function withOpendir(fs: MemoryFilesystem): ReadOnlyFilesystem {
+  return { ...essentials(fs), opendir: async () => 7n, releasedir: async () => {} };
 }
 
 function sampleTree(): MemoryFilesystem {
@@ -138,7 +142,7 @@ test('INIT takes what we want of what the kernel offers, at the lower minor vers
       timeGran: reply.payload.readUInt32LE(24),
       maxPages: reply.payload.readUInt16LE(28),
     },
-    { major: 7, minor: 38, maxReadahead: 131_072, flags: wanted, maxWrite: 128 * 1024, timeGran: 1, maxPages: 256 },
+    { major: 7, minor: 40, maxReadahead: 131_072, flags: wanted, maxWrite: 128 * 1024, timeGran: 1, maxPages: 256 },
   );
 
   session.send(OPCODE.INIT, 0n, initIn(7, 31, INIT_FLAG.ASYNC_READ | (1 << 1)));
@@ -654,4 +658,101 @@ test('with --debug every request is logged with its outcome and time, and withou
   assert.equal(lines.length, 2, lines.join('\n'));
   assert.match(lines[0]!, /^fuse: GETATTR on node 1: answered in \d+\.\d\d ms$/);
   assert.match(lines[1]!, /^fuse: READLINK on node 1: errno \d+ in \d+\.\d\d ms$/);
+});
+
+/** Stands in for the Perl helper: hands out ids from 7 up and records what it was asked. */
+function fakeRegistry(refused: ReadonlySet<string> = new Set()) {
+  const registry = {
+    usable: true,
+    opened: [] as string[],
+    closed: [] as number[],
+    stopped: false,
+    nextId: 7,
+    async open(file: string): Promise<number> {
+      registry.opened.push(file);
+      if (refused.has(file)) throw new Error('the kernel refused a backing file (errno 40)');
+      return registry.nextId++;
+    },
+    close(id: number): void {
+      registry.closed.push(id);
+    },
+    stop(): void {
+      registry.stopped = true;
+    },
+  };
+  return registry;
+}
+
+/** `fs` without open/release, whose files have backing files named after them (see backingOf). */
+function withBackingFiles(fs: MemoryFilesystem, backingOf: (ino: bigint) => Promise<string | null>): ReadOnlyFilesystem {
+  return { ...essentials(fs), backingFile: backingOf, forgetInode: fs.forgetInode.bind(fs) };
+}
+
+/** fuse_open_out: handle, open flags, backing id. */
+function openOut(reply: Reply): [bigint, number, number] {
+  return [reply.payload.readBigUInt64LE(0), reply.payload.readUInt32LE(8), reply.payload.readInt32LE(12)];
+}
+
+test('passthrough: asked for in INIT when offered, and each file opened through the backing file its inode keeps', async (t) => {
+  const fs = sampleTree();
+  fs.file('chunky', 'no backing file');
+  fs.file('refused', 'registering fails');
+  fs.file('unreachable', 'fetching fails');
+  const fileIno = fs.attrOf('file').ino;
+  const failures = new Map<bigint, number>();
+  const registry = fakeRegistry(new Set(['/cache/refused']));
+  const session = await harness(
+    t,
+    withBackingFiles(fs, async (ino) => {
+      const name = ['file', 'chunky', 'refused', 'unreachable'].find((entry) => fs.attrOf(entry).ino === ino)!;
+      if (name === 'chunky') return null;
+      if (name === 'unreachable' && (failures.get(ino) ?? 0) < 1) {
+        failures.set(ino, 1);
+        throw new FuseError(errno.EIO);
+      }
+      return `/cache/${name}`;
+    }),
+    registry,
+  );
+  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
+  const init = (await session.reply()).payload;
+  assert.ok(init.readUInt32LE(12) & INIT_FLAG.INIT_EXT, 'flags go on in flags2');
+  assert.equal(init.readUInt32LE(32), INIT_FLAG2.PASSTHROUGH);
+  assert.equal(init.readUInt32LE(36), 1, 'backing files on a filesystem that stacks on nothing');
+
+  const open = async (entry: string) => {
+    session.send(OPCODE.OPEN, fs.attrOf(entry).ino, u32s(constants.O_RDONLY, 0));
+    return session.reply();
+  };
+  assert.deepEqual(openOut(await open('file')), [0n, OPEN_FLAG.PASSTHROUGH, 7]);
+  assert.deepEqual(openOut(await open('file')), [0n, OPEN_FLAG.PASSTHROUGH, 7], 'every open of an inode agrees');
+  assert.deepEqual(openOut(await open('chunky')), [0n, OPEN_FLAG.KEEP_CACHE, 0], 'no backing file: read through the server');
+  assert.deepEqual(openOut(await open('refused')), [0n, OPEN_FLAG.KEEP_CACHE, 0], 'refused: read through the server');
+  assert.equal((await open('unreachable')).error, errno.EIO, 'a file that cannot be fetched cannot be opened');
+  assert.deepEqual(openOut(await open('unreachable')), [0n, OPEN_FLAG.PASSTHROUGH, 8], 'and the next open tries again');
+  assert.deepEqual(registry.opened, ['/cache/file', '/cache/refused', '/cache/unreachable'], 'registered once per inode');
+
+  session.send(OPCODE.LOOKUP, 1n, name('file'));
+  await session.reply();
+  session.send(OPCODE.FORGET, fileIno, u64s(1n));
+  await session.replies();
+  assert.deepEqual(registry.closed, [7], 'a forgotten inode lets go of its backing file');
+  session.fuse.end();
+  assert.ok(registry.stopped);
+});
+
+test('passthrough: not asked for when the kernel does not offer it or the helper cannot run; opens then cost nothing', async (t) => {
+  for (const [offered, usable] of [[0, true], [INIT_FLAG2.PASSTHROUGH, false]] as const) {
+    const fs = sampleTree();
+    const registry = fakeRegistry();
+    registry.usable = usable;
+    const session = await harness(t, withBackingFiles(fs, async () => '/cache/file'), registry);
+    session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, offered));
+    const init = (await session.reply()).payload;
+    assert.equal(init.readUInt32LE(12) & INIT_FLAG.INIT_EXT, 0);
+    assert.equal(init.readUInt32LE(32), 0);
+    session.send(OPCODE.OPEN, fs.attrOf('file').ino, u32s(constants.O_RDONLY, 0));
+    assert.equal((await session.reply()).error, errno.ENOSYS, 'the kernel stops sending OPEN');
+    assert.deepEqual(registry.opened, []);
+  }
 });

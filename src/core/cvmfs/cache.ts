@@ -1,13 +1,14 @@
 // Local cache of decompressed objects, content-addressed and shared by every repository and
 // process that points at the same directory:
-//   data/XX/<rest of hash>   object bytes (named by the hash of the *compressed* object, no suffix)
+//   data/XX/<rest of hash>   object bytes (named by the hash of the *compressed* object, no suffix);
+//                            <rest of hash>.whole: a chunked file put together from its chunks
 //   txn/                     downloads in progress; renamed into data/ only once verified
 //   ledger.db                SQLite: size and last access of every object, for the LRU bound
 // Files appear atomically (rename), so no reader ever sees a partial object. Several processes
 // may use and evict concurrently: SQLite serialises the ledger, and every file operation
 // tolerates a file that another process has just removed.
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
@@ -95,7 +96,9 @@ export class ObjectCache {
     const path = this.pathOf(key);
     let size;
     try {
-      size = (await stat(path)).size;
+      // Synchronous: a local stat takes microseconds, a trip through libuv's thread pool far more,
+      // and every file a container opens comes here first.
+      size = statSync(path).size;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw error;

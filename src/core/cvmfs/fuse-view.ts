@@ -159,6 +159,11 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return this.call(`read ${entry.path}`, () => this.repository.readInto(entry, offset, target));
   }
 
+  async backingFile(ino: bigint): Promise<string | null> {
+    const entry = this.entry(ino);
+    return this.call(`open ${entry.path}`, () => this.repository.localFile(entry));
+  }
+
   async readdir(ino: bigint): Promise<readonly DirEntry[]> {
     const directory = this.entry(ino);
     const children = await this.call(`readdir ${directory.path}`, () => this.repository.readdir(directory.path));

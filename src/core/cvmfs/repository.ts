@@ -1,10 +1,12 @@
 // A CernVM-FS repository opened for reading: one verified revision, its catalogs attached on
 // demand (doc §5), file content fetched lazily into the shared cache and verified on the way.
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { log } from '../log.ts';
 import { advanceBreadcrumb, readBreadcrumb } from './breadcrumb.ts';
 import { ObjectCache, type ObjectCacheOptions } from './cache.ts';
-import { Catalog, type StoredRow } from './catalog.ts';
+import { Catalog, type ChunkRow, type StoredRow } from './catalog.ts';
 import { DirectorySource } from './directory-source.ts';
 import { contentAlgorithm, decodeEntry, FLAGS, type Entry } from './entry.ts';
 import { CvmfsError } from './errors.ts';
@@ -20,6 +22,12 @@ import { loadPublicKeys } from './signature.ts';
 import { fetchTrustedRevision } from './trust.ts';
 import type { SymlinkEnvironment } from './variant-symlink.ts';
 import { parseFingerprint } from './whitelist.ts';
+
+// A chunked file put together whole is cached under its content hash with this suffix, which no
+// object name has.
+const ASSEMBLED_KEY_SUFFIX = '.whole';
+// How much of a chunked file is read from its chunks at a time while putting it together.
+const ASSEMBLY_WINDOW = 8 << 20;
 
 /** Where to read the repository from. */
 export type RepositoryLocation =
@@ -58,6 +66,8 @@ export class Repository {
   readonly #openObjects: OpenObjects;
   readonly #source: ObjectSource;
   readonly #cache: ObjectCache;
+  /** Chunked files being put together whole, by cache key. */
+  readonly #assembling = new Map<string, Promise<string>>();
   readonly #ownsCache: boolean;
   readonly #symlinkEnvironment: SymlinkEnvironment;
   /** Attached catalogs by mountpoint ("" = root). */
@@ -219,6 +229,30 @@ export class Repository {
     await this.#openObjects.read(entry.contentHash, '', entry.compression, buffer, offset, entry.path);
   }
 
+  /**
+   * A file in the local cache that holds exactly the content of regular file `target`, fetched
+   * if need be: its object, or for a chunked file one put together from its chunks (kept in the
+   * cache like an object). Null for an empty file.
+   */
+  async localFile(target: string | Entry): Promise<string | null> {
+    const entry = await this.#readableFile(target, 0, 0);
+    if (entry.size === 0) return null;
+    const contentHash = entry.contentHash;
+    if (contentHash === null && !entry.chunked) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
+    const sizeOf = async (): Promise<{ path: string; size: number }> => {
+      const path = contentHash === null || entry.chunked ? await this.#assembled(entry) : await this.#fetcher.cachedPath(contentHash, '', entry.compression);
+      return { path, size: statSync(path).size };
+    };
+    // Evicted from the cache between lookup and stat: fetched again.
+    const { path, size } = await sizeOf().catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+      return sizeOf();
+    });
+    // Whoever reads it takes its end for the file's end.
+    if (size !== entry.size) throw new CvmfsError('bad-data', `${entry.path}: its cached content ${path} holds ${size} bytes, the catalog gives ${entry.size}`);
+    return path;
+  }
+
   /** The whole content of a regular file. */
   async readFile(path: string): Promise<Buffer> {
     const entry = await this.lookup(path);
@@ -234,12 +268,46 @@ export class Repository {
     if (this.#ownsCache) this.#cache.close();
   }
 
-  async #fillChunked(entry: Entry, start: number, buffer: Buffer): Promise<void> {
-    const end = start + buffer.length;
+  /**
+   * The cached whole of chunked file `entry`, put together from its chunks the first time. Its
+   * name derives from the chunk list (a chunked file need not have a content hash of its own),
+   * which names the content as well as a hash of it would: every chunk is named by its hash.
+   */
+  async #assembled(entry: Entry): Promise<string> {
+    const chunks = await this.#chunksCovering(entry, 0, entry.size);
+    const list = chunks.map((chunk) => `${chunk.offset} ${chunk.size} ${formatContentHash(chunk.hash)}`).join('\n');
+    const key = `${createHash('sha1').update(list).digest('hex')}${ASSEMBLED_KEY_SUFFIX}`;
+    let assembling = this.#assembling.get(key);
+    if (assembling === undefined) {
+      assembling = this.#assemble(entry, key).finally(() => this.#assembling.delete(key));
+      this.#assembling.set(key, assembling);
+    }
+    return assembling;
+  }
+
+  async #assemble(entry: Entry, key: string): Promise<string> {
+    const cached = await this.#cache.find(key);
+    if (cached !== null) return cached;
+    return this.#cache.store(key, async (tempPath) => {
+      const file = await open(tempPath, 'w');
+      try {
+        const window = Buffer.allocUnsafe(Math.min(entry.size, ASSEMBLY_WINDOW));
+        for (let offset = 0; offset < entry.size; offset += window.length) {
+          const piece = window.subarray(0, Math.min(window.length, entry.size - offset));
+          await this.#fillChunked(entry, offset, piece);
+          await file.write(piece, 0, piece.length, offset);
+        }
+      } finally {
+        await file.close();
+      }
+    });
+  }
+
+  /** The chunks of `entry` that hold bytes start..end, which they must tile without gaps. */
+  async #chunksCovering(entry: Entry, start: number, end: number): Promise<ChunkRow[]> {
     const catalog = await this.#catalogOf(entry);
-    const path = normalizeRepositoryPath(entry.path);
-    const chunks = catalog.chunksInRange(path, start, end, contentAlgorithm(entry));
-    // The chunks must tile the range without gaps, or the catalog is lying about the file.
+    const chunks = catalog.chunksInRange(normalizeRepositoryPath(entry.path), start, end, contentAlgorithm(entry));
+    // Otherwise the catalog is lying about the file.
     let covered = start;
     for (const chunk of chunks) {
       if (chunk.offset > covered) break;
@@ -248,6 +316,12 @@ export class Repository {
     if (chunks.length === 0 || chunks[0]!.offset > start || covered < end) {
       throw new CvmfsError('bad-catalog', `the chunk list of ${entry.path} does not cover bytes ${start}..${end}`);
     }
+    return chunks;
+  }
+
+  async #fillChunked(entry: Entry, start: number, buffer: Buffer): Promise<void> {
+    const end = start + buffer.length;
+    const chunks = await this.#chunksCovering(entry, start, end);
     await Promise.all(
       chunks.map((chunk) => {
         const from = Math.max(start, chunk.offset);

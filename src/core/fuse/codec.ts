@@ -1,7 +1,7 @@
 // Byte layouts of requests and replies. All structs are little-endian with fixed offsets
 // (include/uapi/linux/fuse.h); variable-length records are padded to 8 bytes.
 import type { Attr, DirEntry, StatFs } from './filesystem.ts';
-import { MAX_PAGES, MAX_WRITE, PROTOCOL_MAJOR, SIZE } from './protocol.ts';
+import { INIT_FLAG, MAX_PAGES, MAX_WRITE, PROTOCOL_MAJOR, SIZE } from './protocol.ts';
 
 export interface Request {
   opcode: number;
@@ -34,14 +34,19 @@ export interface InitIn {
   minor: number;
   maxReadahead: number;
   flags: number;
+  /** 0 from a kernel without INIT_EXT. */
+  flags2: number;
 }
 
 export function decodeInitIn(body: Buffer): InitIn {
+  const flags = body.readUInt32LE(12);
   return {
     major: body.readUInt32LE(0),
     minor: body.readUInt32LE(4),
     maxReadahead: body.readUInt32LE(8),
-    flags: body.readUInt32LE(12),
+    flags,
+    // fuse_init_in grew flags2 with 7.36; older kernels send 16 bytes.
+    flags2: flags & INIT_FLAG.INIT_EXT && body.length >= 20 ? body.readUInt32LE(16) : 0,
   };
 }
 
@@ -115,6 +120,10 @@ export interface InitOut {
   flags: number;
   maxBackground: number;
   congestionThreshold: number;
+  /** Read by the kernel only when flags has INIT_EXT. */
+  flags2: number;
+  /** How deep backing files may be stacked (0 without passthrough). */
+  maxStackDepth: number;
 }
 
 export function encodeInitOut(init: InitOut): Buffer {
@@ -128,6 +137,8 @@ export function encodeInitOut(init: InitOut): Buffer {
   out.writeUInt32LE(MAX_WRITE, 20);
   out.writeUInt32LE(1, 24); // time_gran: timestamps are exact to the nanosecond
   out.writeUInt16LE(MAX_PAGES, 28);
+  out.writeUInt32LE(init.flags2 >>> 0, 32);
+  out.writeUInt32LE(init.maxStackDepth, 36);
   return out;
 }
 
@@ -206,10 +217,12 @@ export function encodeAttrOut(attr: Attr, attrTimeout: number): Buffer {
   return out;
 }
 
-export function encodeOpenOut(handle: bigint, openFlags: number): Buffer {
+/** fuse_open_out; `backingId` names the backing file of an open with OPEN_FLAG.PASSTHROUGH. */
+export function encodeOpenOut(handle: bigint, openFlags: number, backingId = 0): Buffer {
   const out = Buffer.alloc(SIZE.OPEN_OUT);
   out.writeBigUInt64LE(handle, 0);
   out.writeUInt32LE(openFlags, 8);
+  out.writeInt32LE(backingId, 12);
   return out;
 }
 

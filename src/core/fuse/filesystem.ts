@@ -86,6 +86,12 @@ export interface ReadOnlyFilesystem {
   read(ino: bigint, handle: bigint, offset: number, target: Buffer): Promise<number>;
   release?(ino: bigint, handle: bigint): Promise<void>;
   /**
+   * A local file holding exactly the bytes of regular file `ino`, made ready (fetched) if need
+   * be, or null when it has none. Where the kernel supports passthrough, opens of the file are
+   * then served from it by the kernel itself, without read() here; a failure fails the open.
+   */
+  backingFile?(ino: bigint): Promise<string | null>;
+  /**
    * A handle passed to readdir and releasedir. Absent, the kernel reads directories without
    * opening them here, and readdir gets handle 0n.
    */

@@ -1,9 +1,10 @@
 // Numbers of the Linux FUSE kernel protocol (include/uapi/linux/fuse.h) that this server uses.
-// We speak minor version 38: every struct below has had its current size since 7.23, so a kernel
-// offering anything from 7.23 up works with the same layouts (it adapts to our minor).
+// We speak minor version 40 (passthrough came with it): every struct below has had its current
+// size since 7.23, so a kernel offering anything from 7.23 up works with the same layouts (it
+// adapts to our minor), and one that does not offer passthrough is simply not asked for it.
 
 export const PROTOCOL_MAJOR = 7;
-export const PROTOCOL_MINOR = 38;
+export const PROTOCOL_MINOR = 40;
 export const OLDEST_SUPPORTED_MINOR = 23;
 
 /** The kernel's node id of the mount's root directory (FUSE_ROOT_ID). */
@@ -62,12 +63,28 @@ export const INIT_FLAG = {
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  /** The flags carry on in flags2 (bit 32 + n of the kernel's 64-bit flags is bit n there). */
+  INIT_EXT: 1 << 30,
 } as const;
+
+// fuse_init_in/out flags2.
+export const INIT_FLAG2 = {
+  PASSTHROUGH: 1 << (37 - 32),
+} as const;
+
+/**
+ * The stacking depth we tell the kernel for passthrough: backing files may live on a filesystem
+ * that stacks on nothing (ext4, xfs …). It counts towards the kernel's limit of two, so an
+ * overlay can still use the mount as a lower layer.
+ */
+export const PASSTHROUGH_STACK_DEPTH = 1;
 
 // fuse_open_out.open_flags.
 export const OPEN_FLAG = {
   KEEP_CACHE: 1 << 1,
   CACHE_DIR: 1 << 3,
+  /** Reads, mmaps and splices go to the backing file named by fuse_open_out.backing_id. */
+  PASSTHROUGH: 1 << 7,
 } as const;
 
 export const SIZE = {

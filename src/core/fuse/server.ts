@@ -5,6 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BackingFiles } from './backing-files.ts';
 import { prepareDeviceReader, type DeviceReader } from './device-reader.ts';
 import type { ReadOnlyFilesystem } from './filesystem.ts';
 import { detachOnExit, mountFuse, unmount } from './mount.ts';
@@ -53,6 +54,8 @@ interface FuseDevice {
   fd: number;
   reader: DeviceReader;
   readBuffers: ReadBuffers;
+  /** Started ahead too, for a filesystem with backing files. */
+  backingFiles?: BackingFiles;
 }
 
 function openFuseDevice(): FuseDevice {
@@ -70,6 +73,7 @@ let deviceAhead: FuseDevice | null = null;
 export function prepareFuseDeviceAhead(): void {
   try {
     deviceAhead ??= openFuseDevice();
+    deviceAhead.backingFiles ??= new BackingFiles(deviceAhead.fd);
     deviceAhead.readBuffers.prefault();
   } catch (error) {
     log.debug(`fuse: cannot open /dev/fuse ahead of mounting: ${(error as Error).message}`);
@@ -87,14 +91,16 @@ async function setReadahead(device: number, kilobytes: number): Promise<void> {
 /** Mounts `fs` read-only at `mountpoint` (an existing directory) and serves it. Needs root. */
 export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string, options: ServeOptions = {}): Promise<FuseServer> {
   const target = path.resolve(mountpoint);
-  const { fd, reader, readBuffers } = deviceAhead ?? openFuseDevice();
+  const { fd, reader, readBuffers, backingFiles } = deviceAhead ?? openFuseDevice();
   deviceAhead = null;
-  const session = new FuseSession(fd, fs, readBuffers);
+  if (!fs.backingFile) backingFiles?.stop();
+  const session = new FuseSession(fd, fs, readBuffers, fs.backingFile ? (backingFiles ?? new BackingFiles(fd)) : null);
   session.shareLookupTablesWith(reader);
   let device: number;
   try {
     device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });
   } catch (error) {
+    session.end();
     await reader.cancel();
     closeSync(fd);
     throw error;

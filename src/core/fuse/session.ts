@@ -33,15 +33,18 @@ import { errno, FuseError } from './errors.ts';
 import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs, type TableEntry } from './filesystem.ts';
 import {
   INIT_FLAG,
+  INIT_FLAG2,
   MAX_READ,
   OLDEST_SUPPORTED_MINOR,
   OPCODE,
   OPCODE_NAMES,
   OPEN_FLAG,
+  PASSTHROUGH_STACK_DEPTH,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   ROOT_NODE_ID,
 } from './protocol.ts';
+import type { BackingFileRegistry } from './backing-files.ts';
 import { ReadBuffers } from './read-buffers.ts';
 import { InodeReferences } from './references.ts';
 import type { DeviceReader, DeviceReaderEvents, DeviceReaderOptions } from './device-reader.ts';
@@ -166,17 +169,30 @@ export class FuseSession {
   readonly #subdirectoriesFound = new Map<bigint, number>();
   #ended = false;
   readonly #initialized = Promise.withResolvers<void>();
+  readonly #offeredBackingFiles: BackingFileRegistry | null;
+  /** Set once the kernel agreed to passthrough, for a filesystem with backing files. */
+  #backingFiles: BackingFileRegistry | null = null;
+  /**
+   * The backing id of each inode opened so far (0: none; it is read through us). The kernel
+   * wants every open of an inode to agree, so an inode keeps its answer until it is forgotten.
+   */
+  readonly #backingIds = new Map<bigint, Promise<number>>();
 
-  /** `readBuffers`: for READ replies, as big as the largest READ (MAX_READ). */
-  constructor(fd: number, fs: ReadOnlyFilesystem, readBuffers = new ReadBuffers(MAX_READ)) {
+  /**
+   * `readBuffers`: for READ replies, as big as the largest READ (MAX_READ). `backingFiles`: the
+   * connection's registrar, for passthrough opens of what the filesystem has backing files of.
+   */
+  constructor(fd: number, fs: ReadOnlyFilesystem, readBuffers = new ReadBuffers(MAX_READ), backingFiles: BackingFileRegistry | null = null) {
     this.#fd = fd;
     this.#fs = fs;
     this.#readBuffers = readBuffers;
+    this.#offeredBackingFiles = fs.backingFile ? backingFiles : null;
     this.#rootIno = fs.rootIno ?? ROOT_NODE_ID;
     this.#timeouts = { ...DEFAULT_CACHE_TIMEOUTS, ...fs.cacheTimeouts };
     // Node id 0 with a timeout: the kernel remembers the miss instead of asking again.
     this.#negativeEntry = this.#timeouts.negative > 0 ? encodeEntryOut(0n, null, { entry: this.#timeouts.negative, attr: 0 }) : null;
     this.#references = new InodeReferences(this.#rootIno, (ino) => {
+      this.#forgetBackingFile(ino);
       try {
         fs.forgetInode?.(ino);
       } catch (error) {
@@ -229,6 +245,7 @@ export class FuseSession {
   /** Stops replying: the device is about to be closed. */
   end(): void {
     this.#ended = true;
+    this.#offeredBackingFiles?.stop();
   }
 
   /** Takes one request as read from /dev/fuse. */
@@ -285,13 +302,19 @@ export class FuseSession {
       this.#send(request.unique, errno.EPROTO, []);
       return;
     }
+    const offeredBackingFiles = this.#offeredBackingFiles;
+    const passthrough = offeredBackingFiles !== null && offeredBackingFiles.usable && (offered.flags2 & INIT_FLAG2.PASSTHROUGH) !== 0;
+    if (passthrough) this.#backingFiles = offeredBackingFiles;
+    else if (offeredBackingFiles?.usable) log.debug('fuse: the kernel offers no passthrough; every read comes through here');
     const reply = encodeInitOut({
       // A kernel with a newer major version takes our major and asks again.
       minor: offered.major > PROTOCOL_MAJOR ? PROTOCOL_MINOR : Math.min(offered.minor, PROTOCOL_MINOR),
       maxReadahead: offered.maxReadahead,
-      flags: offered.flags & WANTED_INIT_FLAGS,
+      flags: offered.flags & (WANTED_INIT_FLAGS | (passthrough ? INIT_FLAG.INIT_EXT : 0)),
       maxBackground: MAX_BACKGROUND,
       congestionThreshold: CONGESTION_THRESHOLD,
+      flags2: passthrough ? INIT_FLAG2.PASSTHROUGH : 0,
+      maxStackDepth: passthrough ? PASSTHROUGH_STACK_DEPTH : 0,
     });
     this.#send(request.unique, 0, [reply]);
     if (offered.major === PROTOCOL_MAJOR) this.#initialized.resolve();
@@ -309,17 +332,18 @@ export class FuseSession {
         return reply(Buffer.from(await this.#fs.readlink(ino)));
       case OPCODE.OPEN: {
         if (decodeOpenFlags(body) & (constants.O_WRONLY | constants.O_RDWR)) throw new FuseError(errno.EROFS);
-        // Without per-open state there is nothing to open: ENOSYS makes the kernel open files
-        // without asking (and without RELEASE), keeping their page cache, which saves a round
-        // trip on every open of a container's files.
-        if (!this.#fs.open) throw new FuseError(errno.ENOSYS);
-        const handle = await this.#fs.open(ino);
+        // Without per-open state or backing files there is nothing to open: ENOSYS makes the
+        // kernel open files without asking (and without RELEASE), keeping their page cache,
+        // which saves a round trip on every open of a container's files.
+        if (!this.#fs.open && !this.#backingFiles?.usable) throw new FuseError(errno.ENOSYS);
+        const backingId = this.#backingFiles === null ? 0 : await this.#backingIdOf(ino);
+        const handle = (await this.#fs.open?.(ino)) ?? 0n;
         if (!this.#pending.has(request.unique)) {
           // Interrupted while opening: the kernel will never release this handle.
           await this.#fs.release?.(ino, handle);
           return EMPTY_ANSWER;
         }
-        return reply(encodeOpenOut(handle, FILE_OPEN_FLAGS));
+        return reply(backingId > 0 ? encodeOpenOut(handle, OPEN_FLAG.PASSTHROUGH, backingId) : encodeOpenOut(handle, FILE_OPEN_FLAGS));
       }
       case OPCODE.READ: {
         const { handle, offset, size } = decodeReadIn(body);
@@ -371,6 +395,41 @@ export class FuseSession {
         // and every close() of a container's files no longer costs a round trip.
         throw new FuseError(WRITE_OPCODES.has(request.opcode) ? errno.EROFS : errno.ENOSYS);
     }
+  }
+
+  /**
+   * The backing id for opens of `ino`, registered on its first open; 0 for none. A failure to
+   * fetch the file fails the open (and the next open tries again); one to register it means
+   * reads through here.
+   */
+  #backingIdOf(ino: bigint): Promise<number> {
+    const backingFiles = this.#backingFiles!;
+    let id = this.#backingIds.get(ino);
+    if (id === undefined) {
+      id = this.#fs.backingFile!(ino).then((path) =>
+        path === null
+          ? 0
+          : backingFiles.open(path).catch((error: unknown) => {
+              log.debug(`fuse: node ${ino} is read without passthrough: ${describeError(error)}`);
+              return 0;
+            }),
+      );
+      this.#backingIds.set(ino, id);
+      const asked = id;
+      asked.catch(() => {
+        if (this.#backingIds.get(ino) === asked) this.#backingIds.delete(ino);
+      });
+    }
+    return id;
+  }
+
+  #forgetBackingFile(ino: bigint): void {
+    const id = this.#backingIds.get(ino);
+    if (id === undefined) return;
+    this.#backingIds.delete(ino);
+    void id.then((registered) => {
+      if (registered > 0) this.#backingFiles?.close(registered);
+    }, () => undefined);
   }
 
   async #lookup(parent: bigint, name: string): Promise<Answer> {

@@ -1,0 +1,104 @@
+// Registers backing files on a FUSE connection, for passthrough opens: the kernel then reads,
+// maps and splices such a file straight from the backing file (a cached object on the local
+// disk), sharing that file's page cache, instead of asking the server for every page. A file
+// is registered with ioctl(FUSE_DEV_IOC_BACKING_OPEN) on the connection's /dev/fuse descriptor,
+// which Node cannot call; Perl can (perl-base is part of every Debian-family system, and the
+// plugin's rootfs carries it). One small Perl program per connection holds the descriptor as its
+// fd 3 and answers one line per request, in order. Without it every open simply goes without
+// passthrough.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { log } from '../log.ts';
+
+// _IOW(229, 1, struct fuse_backing_map { int32 fd; uint32 flags; uint64 padding; }) and
+// _IOW(229, 2, uint32): the ioctl numbers of include/uapi/linux/fuse.h.
+const BACKING_OPEN = 0x4010e501;
+const BACKING_CLOSE = 0x4004e502;
+
+// "o PATH" → the backing id, or "-ERRNO"; "c ID" closes one and gets no answer. The file opened
+// for registering is closed right after: the kernel keeps its own reference until the id is
+// closed (or the connection ends). Input ends when the server closes the pipe or dies.
+// EPERM, ENOTTY, EINVAL, ELOOP.
+const SYSTEMIC_ERRNOS: ReadonlySet<number> = new Set([1, 25, 22, 40]);
+
+const PROGRAM = `
+$| = 1;
+open(my $fuse, '<&=', 3) or die "no FUSE descriptor: $!\\n";
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($op, $arg) = split(/ /, $line, 2);
+  if ($op eq 'o') {
+    my $id;
+    if (open(my $file, '<', $arg)) {
+      $id = ioctl($fuse, ${BACKING_OPEN}, pack('lLQ', fileno($file), 0, 0));
+      close($file);
+    }
+    print defined($id) ? ($id + 0) . "\\n" : '-' . ($! + 0) . "\\n";
+  } elsif ($op eq 'c') {
+    ioctl($fuse, ${BACKING_CLOSE}, pack('L', $arg));
+  }
+}
+`;
+
+/** What a session needs of BackingFiles. */
+export type BackingFileRegistry = Pick<BackingFiles, 'usable' | 'open' | 'close' | 'stop'>;
+
+export class BackingFiles {
+  readonly #child: ChildProcess;
+  /** Answers still to come, in the order the requests went out. */
+  readonly #waiting: Array<PromiseWithResolvers<number>> = [];
+  #failure: string | null = null;
+
+  /** Starts the helper for the connection open on `fd`; it ends when stop() is called or this process exits. */
+  constructor(fd: number) {
+    // Only PATH: perl warns on stderr about any locale a minimal rootfs lacks.
+    this.#child = spawn('perl', ['-e', PROGRAM], { stdio: ['pipe', 'pipe', 'pipe', fd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    this.#child.on('error', (error) => this.#fail(`cannot run perl: ${error.message}`));
+    this.#child.on('exit', (code, signal) => this.#fail(`the helper exited (${signal ?? `exit ${code}`})`));
+    this.#child.stdin!.on('error', () => undefined);
+    this.#child.stderr!.on('data', (chunk: Buffer) => log.debug(`fuse: backing-file helper: ${chunk.toString().trim()}`));
+    createInterface({ input: this.#child.stdout! }).on('line', (line) => {
+      const id = Number(line);
+      if (id > 0) return this.#waiting.shift()?.resolve(id);
+      const reason = `the kernel refused a backing file (errno ${-id})`;
+      this.#waiting.shift()?.reject(new Error(reason));
+      // No file would do: no CAP_SYS_ADMIN, a cache on a stacked filesystem (overlay), no support.
+      if (SYSTEMIC_ERRNOS.has(-id)) this.#fail(reason);
+    });
+    // A standby process must be able to exit while it waits for a mount.
+    this.#child.unref();
+    for (const stream of [this.#child.stdin, this.#child.stdout, this.#child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+  }
+
+  /** False once it is known that no file can be registered (the helper cannot run, the kernel refuses). */
+  get usable(): boolean {
+    return this.#failure === null;
+  }
+
+  /** Registers the file at `path` (absolute, no newline) and gives its backing id. */
+  open(path: string): Promise<number> {
+    if (this.#failure !== null) return Promise.reject(new Error(this.#failure));
+    const answer = Promise.withResolvers<number>();
+    this.#waiting.push(answer);
+    this.#child.stdin!.write(`o ${path}\n`);
+    return answer.promise;
+  }
+
+  /** Lets the kernel drop backing file `id` once no open file uses it. */
+  close(id: number): void {
+    if (this.#failure === null) this.#child.stdin!.write(`c ${id}\n`);
+  }
+
+  /** Ends the helper, which lets go of its descriptor of the connection. */
+  stop(): void {
+    this.#fail('stopped');
+    this.#child.stdin!.end();
+  }
+
+  #fail(reason: string): void {
+    if (this.#failure !== null) return;
+    this.#failure = reason;
+    if (reason !== 'stopped') log.debug(`fuse: no passthrough from now on: ${reason}`);
+    for (const answer of this.#waiting.splice(0)) answer.reject(new Error(reason));
+  }
+}
