@@ -79,6 +79,24 @@ describe('object cache', () => {
     }
   });
 
+  test('accesses not yet written to the ledger are written when the cache is closed', async () => {
+    const directory = freshDirectory();
+    const first = await ObjectCache.open({ directory, maxBytes: 10_000, accessRecordIntervalMs: 0 });
+    for (let i = 0; i < 10; i++) await first.store(keyOf(i), (temp) => writeFile(temp, Buffer.alloc(1000, i)));
+    assert.notEqual(await first.find(keyOf(0)), null);
+    assert.notEqual(await first.find(keyOf(1)), null);
+    first.close();
+    const second = await ObjectCache.open({ directory, maxBytes: 10_000 });
+    try {
+      await second.store(keyOf(10), (temp) => writeFile(temp, Buffer.alloc(1000, 10)));
+      const { keys } = await onDisk(directory);
+      for (const kept of [0, 1, 10]) assert.ok(keys.includes(keyOf(kept)), `object ${kept} was recently used and must stay`);
+      assert.ok(!keys.includes(keyOf(2)), 'object 2 was least recently used');
+    } finally {
+      second.close();
+    }
+  });
+
   test('eviction tolerates objects that another process already removed', async () => {
     const directory = freshDirectory();
     const cache = await ObjectCache.open({ directory, maxBytes: 5_000 });

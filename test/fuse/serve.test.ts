@@ -301,7 +301,22 @@ async function withBackingFiles(t: TestContext, fs: MemoryFilesystem, names: rea
   return openless(fs, { backingFile: async (ino) => backing.get(ino) ?? null });
 }
 
+/** Log lines from now until the test ends, with debug ones. */
+function captureLog(t: TestContext): string[] {
+  const lines: string[] = [];
+  const reporter = { log: (entry: { args: unknown[] }) => void lines.push(entry.args.join(' ')) };
+  log.addReporter(reporter);
+  const level = log.level;
+  log.level = 4;
+  t.after(() => {
+    log.removeReporter(reporter);
+    log.level = level;
+  });
+  return lines;
+}
+
 test('passthrough: files with backing files are read, mapped and run by the kernel from them, without a READ', async (t) => {
+  const lines = captureLog(t);
   const fs = buildTree();
   const { mountpoint } = await mountForTest(t, await withBackingFiles(t, fs, ['big.bin', 'hard/a']));
   const at = (p: string) => path.join(mountpoint, p);
@@ -312,6 +327,9 @@ test('passthrough: files with backing files are read, mapped and run by the kern
   assert.equal((await run('cat', [at('hello.txt')])).stdout, 'hello, world\n', 'a file without a backing file');
   for (const name of ['big.bin', 'hard/a', 'busybox']) assert.equal(fs.bytesRead.get(fs.attrOf(name).ino), undefined, `${name} was not read through the server`);
   assert.equal(fs.bytesRead.get(fs.attrOf('hello.txt').ino), 13);
+  // Each close sends RELEASE, which needs no more than its reply here.
+  await pollUntil(async () => lines.some((line) => /^fuse: RELEASE on node \d+: answered by the reader$/.test(line)), 5000, () => lines.join('\n'));
+  assert.ok(!lines.some((line) => /^fuse: RELEASE on node \d+: answered in/.test(line)));
 });
 
 test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {
@@ -388,15 +406,7 @@ test('the device reader answers lookups in a busy directory from its table, as t
 });
 
 test('the device reader answers xattr queries on table entries without any, STATFS and IOCTL, as the session would', async (t) => {
-  const lines: string[] = [];
-  const reporter = { log: (entry: { args: unknown[] }) => void lines.push(entry.args.join(' ')) };
-  log.addReporter(reporter);
-  const level = log.level;
-  log.level = 4;
-  t.after(() => {
-    log.removeReporter(reporter);
-    log.level = level;
-  });
+  const lines = captureLog(t);
   const fs = new TabledMemoryFilesystem(500n);
   fs.dir('d');
   fs.file('d/plain', 'plain\n');

@@ -457,6 +457,12 @@ test('the reader may answer STATFS only for a filesystem without statfs, and the
   assert.equal(counted.fuse.readerOptions.statfs, null);
 });
 
+test('the reader may answer RELEASE only for a filesystem whose opens keep no state', async (t) => {
+  const fs = sampleTree();
+  assert.equal((await harness(t, fs)).fuse.readerOptions.releaseIsStateless, false, 'release must be called');
+  assert.equal((await harness(t, essentials(fs))).fuse.readerOptions.releaseIsStateless, true);
+});
+
 test('once 8 subdirectories of a directory with a table are found, the tables of all its other small ones are built ahead', async (t) => {
   const fs = new TabledMemoryFilesystem(500n);
   fs.dir('walk');

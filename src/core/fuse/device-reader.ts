@@ -16,8 +16,9 @@
 // main thread may have its table ready by then. Overlay follows each lookup in a lower layer with
 // extended attribute queries (is this directory opaque? has this program capabilities?), so a
 // table also says which of its entries have none, and the reader answers those queries on them;
-// and STATFS, which overlay asks of every layer it mounts, when the answer never changes; and
-// IOCTL, which nothing served here supports.
+// and STATFS, which overlay asks of every layer it mounts, when the answer never changes; RELEASE,
+// sent on every close of a passthrough file, when opens keep no state; and IOCTL, which nothing
+// served here supports.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
@@ -30,7 +31,7 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 // to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
 // request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
 // session. A reply the kernel refuses (ENOENT: the caller was interrupted) references nothing.
-// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, GETXATTR 22, LISTXATTR 23,
+// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, RELEASE 18, GETXATTR 22, LISTXATTR 23,
 // IOCTL 39; errnos ENOENT 2, ENOSYS 38, ENODATA 61; headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
@@ -38,6 +39,7 @@ const { readSync, writeSync } = require('node:fs');
 const { fd, bufferSize, tables } = workerData;
 let negativeEntry = null;
 let statfs = null;
+let releaseIsStateless = false;
 let maxTableNames = 0;
 let debug = false;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
@@ -128,6 +130,12 @@ function answer(opcode, length) {
     if (debug) parentPort.postMessage({ debug: 'IOCTL on node ' + buffer.readBigUInt64LE(16) + ': not supported, answered by the reader' });
     return true;
   }
+  // RELEASE (18) of a file, when opens keep no state: closing it needs no answer but a reply.
+  if (opcode === 18 && releaseIsStateless) {
+    send(0, null);
+    if (debug) parentPort.postMessage({ debug: 'RELEASE on node ' + buffer.readBigUInt64LE(16) + ': answered by the reader' });
+    return true;
+  }
   if (opcode === 17 && statfs !== null) {
     send(0, statfs);
     if (debug) parentPort.postMessage({ debug: 'STATFS on node ' + buffer.readBigUInt64LE(16) + ': answered by the reader' });
@@ -141,6 +149,7 @@ parentPort.once('message', (settings) => {
   const asBuffer = (bytes) => (bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   negativeEntry = asBuffer(settings.negativeEntry);
   statfs = asBuffer(settings.statfs);
+  releaseIsStateless = settings.releaseIsStateless;
   for (;;) {
     let length;
     try {
@@ -196,6 +205,8 @@ export interface DeviceReaderOptions {
   negativeEntry: Uint8Array | null;
   /** The fuse_statfs_out of every STATFS, or null to leave STATFS to the main thread. */
   statfs: Uint8Array | null;
+  /** Whether a file's RELEASE only needs its reply (the filesystem keeps no per-open state). */
+  releaseIsStateless: boolean;
   /** Post a line for each lookup the reader answers, for --debug. */
   debug: boolean;
   /** Names of all lookup tables kept; default 50,000. */
@@ -233,7 +244,13 @@ export function prepareDeviceReader(fd: number): DeviceReader {
     start(sessionEvents, options) {
       events = sessionEvents;
       worker.ref();
-      worker.postMessage({ negativeEntry: options.negativeEntry, statfs: options.statfs, maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES, debug: options.debug });
+      worker.postMessage({
+        negativeEntry: options.negativeEntry,
+        statfs: options.statfs,
+        releaseIsStateless: options.releaseIsStateless,
+        maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES,
+        debug: options.debug,
+      });
       return exited;
     },
     async cancel() {

@@ -212,6 +212,8 @@ export class FuseSession {
       negativeEntry: this.#negativeEntry,
       // Overlay asks each lower layer's STATFS on every mount; without statfs the answer never changes.
       statfs: this.#fs.statfs ? null : encodeStatfsOut(EMPTY_STATFS),
+      // A passthrough open sends RELEASE on every close.
+      releaseIsStateless: !this.#fs.release,
       debug: log.level >= LogLevels.debug,
     };
   }
