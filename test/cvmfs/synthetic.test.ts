@@ -150,6 +150,7 @@ describe('synthetic repository', () => {
   });
 
   test('a local file holds exactly what a file reads: its object, or a chunked file put together once', async () => {
+    await repository.readFile(synthetic.chunkedPath);
     for (const [path, content] of Object.entries(synthetic.files)) {
       assert.deepEqual(await readFile((await repository.localFile(path))!), content, path);
     }
@@ -159,6 +160,22 @@ describe('synthetic repository', () => {
     assert.equal(await repository.localFile(synthetic.chunkedPath), whole, 'put together once');
     assert.equal((await stat(whole)).mtimeMs, mtimeMs);
     await assert.rejects(repository.localFile('/nested'), (error: Error & { code?: string }) => error.code === 'is-a-directory');
+  });
+
+  test('a chunked file gets a local file only once all its chunks are cached: none is fetched for it', async () => {
+    const fresh = await openOver('http');
+    try {
+      const fetched = async () => (await nginx.accessLog()).filter((entry) => entry.path.endsWith('P')).length;
+      const before = await fetched();
+      assert.equal(await fresh.localFile(synthetic.chunkedPath), null);
+      assert.equal(await fetched(), before, 'no chunk fetched');
+      await fresh.read(synthetic.chunkedPath, 0, 100);
+      assert.equal(await fresh.localFile(synthetic.chunkedPath), null, 'one chunk of three cached');
+      await fresh.readFile(synthetic.chunkedPath);
+      assert.deepEqual(await readFile((await fresh.localFile(synthetic.chunkedPath))!), synthetic.files[synthetic.chunkedPath]);
+    } finally {
+      fresh.close();
+    }
   });
 
   test('a damaged chunk fails only the reads that need it, and never returns its bytes', async () => {
@@ -181,7 +198,7 @@ describe('synthetic repository', () => {
           return true;
         });
         assert.deepEqual(await reader.read(copy.chunkedPath, 3000, 2000), content.subarray(3000));
-        await assert.rejects(reader.localFile(copy.chunkedPath), (error: Error & { code?: string }) => error.code === 'bad-data');
+        assert.equal(await reader.localFile(copy.chunkedPath), null, 'the damaged chunk never reached the cache');
         const kept = await readdir(join(damaged, 'cache', 'data'), { recursive: true });
         assert.deepEqual(kept.filter((name) => name.endsWith('.whole')), [], 'nothing put together from a damaged chunk');
         assert.deepEqual(await readdir(join(damaged, 'cache', 'txn')), [], 'nor left half-written');

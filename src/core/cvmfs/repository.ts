@@ -67,7 +67,7 @@ export class Repository {
   readonly #source: ObjectSource;
   readonly #cache: ObjectCache;
   /** Chunked files being put together whole, by cache key. */
-  readonly #assembling = new Map<string, Promise<string>>();
+  readonly #assembling = new Map<string, Promise<string | null>>();
   readonly #ownsCache: boolean;
   readonly #symlinkEnvironment: SymlinkEnvironment;
   /** Attached catalogs by mountpoint ("" = root). */
@@ -230,24 +230,28 @@ export class Repository {
   }
 
   /**
-   * A file in the local cache that holds exactly the content of regular file `target`, fetched
-   * if need be: its object, or for a chunked file one put together from its chunks (kept in the
-   * cache like an object). Null for an empty file.
+   * A file in the local cache that holds exactly the content of regular file `target`: its
+   * object, fetched if need be, or for a chunked file one put together from its chunks (kept in
+   * the cache like an object) once they are all cached. Null for an empty file, and for a chunked
+   * one with chunks not fetched yet: fetching all of a big file to read a little of it would undo
+   * what chunking is for.
    */
   async localFile(target: string | Entry): Promise<string | null> {
     const entry = await this.#readableFile(target, 0, 0);
     if (entry.size === 0) return null;
     const contentHash = entry.contentHash;
     if (contentHash === null && !entry.chunked) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
-    const sizeOf = async (): Promise<{ path: string; size: number }> => {
+    const sizeOf = async (): Promise<{ path: string; size: number } | null> => {
       const path = contentHash === null || entry.chunked ? await this.#assembled(entry) : await this.#fetcher.cachedPath(contentHash, '', entry.compression);
-      return { path, size: statSync(path).size };
+      return path === null ? null : { path, size: statSync(path).size };
     };
     // Evicted from the cache between lookup and stat: fetched again.
-    const { path, size } = await sizeOf().catch((error: NodeJS.ErrnoException) => {
+    const local = await sizeOf().catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
       return sizeOf();
     });
+    if (local === null) return null;
+    const { path, size } = local;
     // Whoever reads it takes its end for the file's end.
     if (size !== entry.size) throw new CvmfsError('bad-data', `${entry.path}: its cached content ${path} holds ${size} bytes, the catalog gives ${entry.size}`);
     return path;
@@ -269,25 +273,27 @@ export class Repository {
   }
 
   /**
-   * The cached whole of chunked file `entry`, put together from its chunks the first time. Its
-   * name derives from the chunk list (a chunked file need not have a content hash of its own),
-   * which names the content as well as a hash of it would: every chunk is named by its hash.
+   * The cached whole of chunked file `entry`, put together from its chunks the first time they
+   * are all cached; null until then. Its name derives from the chunk list (a chunked file need
+   * not have a content hash of its own), which names the content as well as a hash of it would:
+   * every chunk is named by its hash.
    */
-  async #assembled(entry: Entry): Promise<string> {
+  async #assembled(entry: Entry): Promise<string | null> {
     const chunks = await this.#chunksCovering(entry, 0, entry.size);
     const list = chunks.map((chunk) => `${chunk.offset} ${chunk.size} ${formatContentHash(chunk.hash)}`).join('\n');
     const key = `${createHash('sha1').update(list).digest('hex')}${ASSEMBLED_KEY_SUFFIX}`;
     let assembling = this.#assembling.get(key);
     if (assembling === undefined) {
-      assembling = this.#assemble(entry, key).finally(() => this.#assembling.delete(key));
+      assembling = this.#assemble(entry, key, chunks).finally(() => this.#assembling.delete(key));
       this.#assembling.set(key, assembling);
     }
     return assembling;
   }
 
-  async #assemble(entry: Entry, key: string): Promise<string> {
+  async #assemble(entry: Entry, key: string, chunks: readonly ChunkRow[]): Promise<string | null> {
     const cached = await this.#cache.find(key);
     if (cached !== null) return cached;
+    for (const chunk of chunks) if ((await this.#cache.find(formatContentHash(chunk.hash))) === null) return null;
     return this.#cache.store(key, async (tempPath) => {
       const file = await open(tempPath, 'w');
       try {
