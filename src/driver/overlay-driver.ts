@@ -7,7 +7,7 @@ import { overlayChanges } from '../core/overlay/changes.ts';
 import { exportLayer } from '../core/overlay/export-layer.ts';
 import { checkHostSupport, overlayFeatureOptions } from '../core/overlay/host-support.ts';
 import { checkLayerId, LayerStore, type LayerKind } from '../core/overlay/layer-store.ts';
-import { bindMount, isMountPoint, listMounts, mountOverlay, mountsBelow, unmount } from '../core/fs/mounts.ts';
+import { bindMount, isMountPoint, listMounts, mountOverlay, mountsBelow, prepareMounting, unmount } from '../core/fs/mounts.ts';
 import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { parseDriverOptions } from './options.ts';
@@ -99,6 +99,8 @@ export class OverlayDriver {
     if (this.started) await this.unmountPending();
     await fs.mkdir(request.Home, { recursive: true, mode: 0o710 });
     this.backingFs = await checkHostSupport(request.Home);
+    // The first Get would otherwise wait for it: a container's start, often.
+    prepareMounting();
     this.featureOptions = await overlayFeatureOptions();
     const store = new LayerStore(request.Home);
     await store.open();

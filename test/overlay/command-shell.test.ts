@@ -2,7 +2,7 @@
 // alone, arguments arrive as given, and a command that hangs or a shell that dies fails only
 // the command then running.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -75,4 +75,19 @@ test('a shell that dies fails the command it was running, and the next command s
 test('without the shell program, commands fail with what is missing', async () => {
   const shell = new CommandShell({ shell: 'no-such-shell-here' });
   await assert.rejects(shell.run('true', []), /no-such-shell-here cannot run: .*ENOENT/);
+});
+
+test('a shell prepared ahead runs the commands after it, and only one is started', async (t) => {
+  const dir = await tempDir(t);
+  // A shell program of its own, so that its processes can be counted.
+  const program = path.join(dir, 'counted-sh');
+  await symlink('/bin/sh', program);
+  const shell = new CommandShell({ shell: program });
+  t.after(() => shell.close());
+  shell.prepare();
+  shell.prepare();
+  assert.equal((await processesRunning([program])).length, 1, 'started before any command');
+  await shell.run('touch', [path.join(dir, 'ran')]);
+  await readFile(path.join(dir, 'ran'));
+  assert.equal((await processesRunning([program])).length, 1);
 });

@@ -58,6 +58,11 @@ export class CommandShell {
     return result;
   }
 
+  /** Starts the shell now, if it is not running: its start (~10 ms here) then delays no command. */
+  prepare(): void {
+    this.#shell ??= this.#start();
+  }
+
   /** Ends the shell and whatever it runs; a later command starts another. */
   close(): void {
     const shell = this.#shell;

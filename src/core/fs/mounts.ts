@@ -8,6 +8,11 @@ import { CommandShell } from './command-shell.ts';
 
 const mountShell = new CommandShell();
 
+/** Starts the shell that mounts and unmounts, ahead of the first mount; best effort. */
+export function prepareMounting(): void {
+  mountShell.prepare();
+}
+
 export interface MountEntry {
   mountPoint: string;
   fsType: string;
