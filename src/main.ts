@@ -18,9 +18,10 @@ cli
   .option('--cache-size <MB>', 'Bound of that cache', { default: 4000 })
   .option('--log-dir <dir>', 'Logs of the repository mounts', { default: '/var/log/cvmfs-graphdriver' })
   .option('--client <kind>', 'CernVM-FS client that mounts repositories: auto, embedded or cvmfs2 (auto: cvmfs2 where installed, for repositories configured in /etc/cvmfs; the embedded one otherwise)', { default: 'auto' })
+  .option('--no-passthrough', 'Embedded client: serve every read itself instead of letting the kernel read cached files directly (FUSE passthrough); without it, containers of thin images can stack overlays of their own (also $CVMFS_GRAPHDRIVER_PASSTHROUGH=0)')
   .example('cvmfs-graphdriver serve-driver --socket /run/docker/plugins/cvmfs.sock   # then: dockerd --experimental -s cvmfs')
   .example('cvmfs-graphdriver serve-driver --repository images.example.org=http://cvmfs.example.org/cvmfs/@fqrn@,key=/etc/images.pub')
-  .action(async (flags: { socket: string; state?: string; repository: string | string[]; cvmfsConfig: string; cache: string; cacheSize: number; logDir: string; client: string }) => {
+  .action(async (flags: { socket: string; state?: string; repository: string | string[]; cvmfsConfig: string; cache: string; cacheSize: number; logDir: string; client: string; passthrough: boolean }) => {
     const { serveDriverCommand } = await import('./driver/serve-command.ts');
     await serveDriverCommand({ ...flags, repository: ([] as string[]).concat(flags.repository) });
   });
@@ -34,9 +35,10 @@ cli
   .option('--cache-size <MB>', 'Bound of the cache; least recently used objects go first', { default: 4000 })
   .option('--proxy <list>', 'HTTP proxies in CVMFS_HTTP_PROXY syntax (default: from the configuration, else none)')
   .option('--image-layers', 'Present the repository as container image layers for overlay: .wh.* files as whiteouts, .cvmfscatalog markers hidden')
+  .option('--no-passthrough', 'Serve every read itself instead of letting the kernel read cached files directly (FUSE passthrough, Linux 6.9+, needs perl); passthrough makes the mount a level of filesystem stacking, so an overlay on it cannot have another overlay on top')
   .example('cvmfs-graphdriver mount unpacked.cern.ch /mnt/unpacked')
   .example('cvmfs-graphdriver mount http://server/cvmfs/example.org /mnt/example --key example.org.pub')
-  .action(async (repository: string, mountpoint: string, flags: { key?: string; fqrn?: string; cvmfsConfig: string; cache: string; cacheSize: number; proxy?: string; imageLayers?: boolean }) => {
+  .action(async (repository: string, mountpoint: string, flags: { key?: string; fqrn?: string; cvmfsConfig: string; cache: string; cacheSize: number; proxy?: string; imageLayers?: boolean; passthrough: boolean }) => {
     const { mountCommand } = await import('./core/cvmfs/mount-command.ts');
     await mountCommand(repository, mountpoint, {
       key: flags.key,
@@ -46,6 +48,7 @@ cli
       cacheMb: Number(flags.cacheSize),
       proxy: flags.proxy,
       imageLayers: flags.imageLayers,
+      passthrough: flags.passthrough,
     });
   });
 

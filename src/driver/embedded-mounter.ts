@@ -57,6 +57,7 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string, option
       const source = spec?.serverUrl ? [spec.serverUrl, '--fqrn', repository, '--key', spec.key!] : [repository, '--cvmfs-config', access.configRoot];
       const [command, ...prefix] = selfCommand();
       const mountArgs = [...source, target, '--image-layers', '--cache', access.cacheDir, '--cache-size', String(access.cacheMb)];
+      if (!access.passthrough) mountArgs.push('--no-passthrough');
       // A driver debugging its requests wants its mounts' requests too.
       if (log.level >= LogLevels.debug) mountArgs.push('--debug');
       const server =

@@ -16,6 +16,8 @@ export interface RepositoryAccess {
   configRoot: string;
   cacheDir: string;
   cacheMb: number;
+  /** Whether the embedded client's mounts use FUSE passthrough where the kernel has it. */
+  passthrough: boolean;
 }
 
 const FQRN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;

@@ -14,6 +14,8 @@ export interface ServeDriverFlags {
   cacheSize: number;
   logDir: string;
   client: string;
+  /** False: the embedded client's mounts serve every read themselves (--no-passthrough). */
+  passthrough: boolean;
 }
 
 /** Where Init is remembered when --state is not given: beside the socket's name, under /run. */
@@ -22,6 +24,8 @@ function defaultStateFile(socket: string): string {
 }
 
 const REPOSITORIES_VARIABLE = 'CVMFS_GRAPHDRIVER_REPOSITORIES';
+// "0" turns passthrough off, for the managed plugin's settings.
+const PASSTHROUGH_VARIABLE = 'CVMFS_GRAPHDRIVER_PASSTHROUGH';
 
 /** Repositories from --repository flags and, for the managed plugin's settings, the environment. */
 function repositorySpecs(flags: ServeDriverFlags): RepositorySpec[] {
@@ -38,7 +42,13 @@ export async function serveDriverCommand(flags: ServeDriverFlags): Promise<void>
   const configured = repositorySpecs(flags);
   const specsOf = (specs: readonly RepositorySpec[]) => new Map(specs.map((spec) => [spec.fqrn, spec]));
   // The mounters read `specs` when they mount, so the storage options' repositories join it in place.
-  const access: RepositoryAccess = { specs: specsOf(configured), configRoot: flags.cvmfsConfig, cacheDir: flags.cache, cacheMb: Number(flags.cacheSize) };
+  const access: RepositoryAccess = {
+    specs: specsOf(configured),
+    configRoot: flags.cvmfsConfig,
+    cacheDir: flags.cache,
+    cacheMb: Number(flags.cacheSize),
+    passthrough: flags.passthrough && process.env[PASSTHROUGH_VARIABLE] !== '0',
+  };
   const driver = new OverlayDriver(flags.state ? path.resolve(flags.state) : defaultStateFile(socket), {
     mounter: selectRepositoryClients(flags.client, access, flags.logDir),
     repositories(fromStorageOptions) {

@@ -21,7 +21,7 @@ const BY_URL: RepositorySpec = { fqrn: 'url.test.local', serverUrl: 'http://127.
 const BY_NAME: RepositorySpec = { fqrn: 'named.test.local' };
 
 function access(specs: RepositorySpec[], configRoot = '/etc/cvmfs'): RepositoryAccess {
-  return { specs: new Map(specs.map((spec) => [spec.fqrn, spec])), configRoot, cacheDir: '/nonexistent/cache', cacheMb: 100 };
+  return { specs: new Map(specs.map((spec) => [spec.fqrn, spec])), configRoot, cacheDir: '/nonexistent/cache', cacheMb: 100, passthrough: true };
 }
 
 /** A directory holding an executable `cvmfs2`, put first on PATH for the test; its path. */

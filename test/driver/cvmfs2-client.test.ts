@@ -100,7 +100,7 @@ describe('thin layers mounted by cvmfs2 (a stand-in showing the repository raw)'
     const reporter = { log: (entry: { args: unknown[] }) => void lines.push(entry.args.join(' ')) };
     log.addReporter(reporter);
     t.after(() => void log.removeReporter(reporter));
-    const access = { specs: new Map(), configRoot: '/etc/cvmfs', cacheDir: path.join(work, 'unused-cache'), cacheMb: 100 };
+    const access = { specs: new Map(), configRoot: '/etc/cvmfs', cacheDir: path.join(work, 'unused-cache'), cacheMb: 100, passthrough: true };
     const servedBefore = (await nginx.accessLog()).length;
 
     const { home, root } = await container(t, 'auto', selectRepositoryClients('auto', access, path.join(work, 'logs')));
@@ -125,6 +125,7 @@ describe('thin layers mounted by cvmfs2 (a stand-in showing the repository raw)'
       configRoot: '/etc/cvmfs',
       cacheDir: path.join(work, 'embedded-cache'),
       cacheMb: 100,
+      passthrough: true,
     };
     // The embedded client runs this program again as process.argv[1] says, which in a test is
     // the test file: it must run main.ts instead.

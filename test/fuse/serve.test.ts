@@ -352,6 +352,26 @@ test('passthrough: without perl to register backing files, every file is read th
   assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) >= BIG.length);
 });
 
+test('passthrough makes the mount a level of stacking: an overlay on it takes no overlay on top, unless it is turned off', async (t) => {
+  for (const passthrough of [true, false]) {
+    const fs = buildTree();
+    const { mountpoint } = await mountForTest(t, await withBackingFiles(t, fs, ['big.bin']), { passthrough });
+    const dir = await mkdtemp(path.join(tmpdir(), 'fuse-stack-'));
+    stopAfter(t, {
+      async stop() {
+        await sh(`umount ${q(path.join(dir, 'outer'))} 2>/dev/null; umount ${q(path.join(dir, 'inner'))}`, true);
+        await rm(dir, { recursive: true });
+      },
+    });
+    await sh(`cd ${q(dir)} && mkdir inner outer upper work && mount -t overlay overlay -o lowerdir=${q(path.join(mountpoint, 'dir'))},upperdir=upper,workdir=work inner`);
+    const outer = await sh(`cd ${q(dir)} && mount -t overlay overlay -o ro,lowerdir=inner:${q(path.join(mountpoint, 'hard'))} outer`, true);
+    if (passthrough) assert.notEqual(outer.code, 0, 'three levels of stacking');
+    else assert.equal(outer.code, 0, outer.stderr);
+    assert.equal((await run('sha256sum', [path.join(mountpoint, 'big.bin')])).stdout.split(' ')[0], sha256(BIG));
+    assert.equal(fs.bytesRead.get(fs.attrOf('big.bin').ino) !== undefined, !passthrough, 'read through the server only without passthrough');
+  }
+});
+
 test('inodes the kernel evicts are forgotten, and found again on the next lookup', async (t) => {
   const fs = buildTree();
   const { mountpoint } = await mountForTest(t, fs);

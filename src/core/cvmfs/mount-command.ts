@@ -22,6 +22,8 @@ const READAHEAD_KB = 4096;
 
 export interface MountFlags extends Omit<RepositoryLocator, 'repository'> {
   imageLayers?: boolean;
+  /** FUSE passthrough where the kernel has it (see ServeOptions); default true. */
+  passthrough?: boolean;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function mountCommand(repositoryName: string, mountpoint: string, f
   const repository = await Repository.open(await resolveRepository({ ...flags, repository: repositoryName }));
   try {
     const view = await RepositoryFuseView.create(repository, { imageLayers: flags.imageLayers ?? false });
-    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: flags.imageLayers ? IMAGE_LAYERS_SUBTYPE : 'cvmfs-graphdriver', readaheadKb: READAHEAD_KB });
+    const server = await serveFilesystem(view, target, { source: repository.fqrn, subtype: flags.imageLayers ? IMAGE_LAYERS_SUBTYPE : 'cvmfs-graphdriver', readaheadKb: READAHEAD_KB, passthrough: flags.passthrough ?? true });
     log.info(`serving ${repository.fqrn} revision ${repository.revision} read-only at ${target}`);
     const stop = () => void server.unmount().catch((err: Error) => log.error(`unmounting ${target}: ${err.message}`));
     process.once('SIGTERM', stop);

@@ -28,6 +28,12 @@ export interface ServeOptions {
   initTimeoutMs?: number;
   /** Names of all directory lookup tables the device reader keeps (see device-reader.ts). */
   maxTableNames?: number;
+  /**
+   * Let the kernel read files that have backing files straight from them (FUSE passthrough)
+   * where it can; default true. The mount then counts as one level of filesystem stacking, so an
+   * overlay on it is as deep as the kernel allows (two) and nothing can stack on that overlay.
+   */
+  passthrough?: boolean;
 }
 
 export interface FuseServer {
@@ -93,8 +99,9 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
   const target = path.resolve(mountpoint);
   const { fd, reader, readBuffers, backingFiles } = deviceAhead ?? openFuseDevice();
   deviceAhead = null;
-  if (!fs.backingFile) backingFiles?.stop();
-  const session = new FuseSession(fd, fs, readBuffers, fs.backingFile ? (backingFiles ?? new BackingFiles(fd)) : null);
+  const passthrough = fs.backingFile !== undefined && options.passthrough !== false;
+  if (!passthrough) backingFiles?.stop();
+  const session = new FuseSession(fd, fs, readBuffers, passthrough ? (backingFiles ?? new BackingFiles(fd)) : null);
   session.shareLookupTablesWith(reader);
   let device: number;
   try {
