@@ -7,6 +7,7 @@
 // fd 3 and answers one line per request, in order. Without it every open simply goes without
 // passthrough.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { log } from '../log.ts';
 
@@ -15,12 +16,13 @@ import { log } from '../log.ts';
 const BACKING_OPEN = 0x4010e501;
 const BACKING_CLOSE = 0x4004e502;
 
+// Refusals that no other file would escape: EPERM (no CAP_SYS_ADMIN), ENOTTY and EINVAL (no
+// support), ELOOP (the cache on a stacked filesystem such as overlay).
+const SYSTEMIC_ERRNOS: ReadonlySet<number> = new Set([1, 25, 22, 40]);
+
 // "o PATH" → the backing id, or "-ERRNO"; "c ID" closes one and gets no answer. The file opened
 // for registering is closed right after: the kernel keeps its own reference until the id is
 // closed (or the connection ends). Input ends when the server closes the pipe or dies.
-// EPERM, ENOTTY, EINVAL, ELOOP.
-const SYSTEMIC_ERRNOS: ReadonlySet<number> = new Set([1, 25, 22, 40]);
-
 const PROGRAM = `
 $| = 1;
 open(my $fuse, '<&=', 3) or die "no FUSE descriptor: $!\\n";
@@ -62,12 +64,11 @@ export class BackingFiles {
       if (id > 0) return this.#waiting.shift()?.resolve(id);
       const reason = `the kernel refused a backing file (errno ${-id})`;
       this.#waiting.shift()?.reject(new Error(reason));
-      // No file would do: no CAP_SYS_ADMIN, a cache on a stacked filesystem (overlay), no support.
       if (SYSTEMIC_ERRNOS.has(-id)) this.#fail(reason);
     });
     // A standby process must be able to exit while it waits for a mount.
     this.#child.unref();
-    for (const stream of [this.#child.stdin, this.#child.stdout, this.#child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+    for (const stream of [this.#child.stdin, this.#child.stdout, this.#child.stderr]) (stream as unknown as Socket).unref();
   }
 
   /** False once it is known that no file can be registered (the helper cannot run, the kernel refuses). */
@@ -98,7 +99,8 @@ export class BackingFiles {
   #fail(reason: string): void {
     if (this.#failure !== null) return;
     this.#failure = reason;
-    if (reason !== 'stopped') log.debug(`fuse: no passthrough from now on: ${reason}`);
+    // Once per mount: reads then all come through this process, which an operator may want to know.
+    if (reason !== 'stopped') log.info(`fuse: no passthrough from now on (every read goes through this process): ${reason}`);
     for (const answer of this.#waiting.splice(0)) answer.reject(new Error(reason));
   }
 }
