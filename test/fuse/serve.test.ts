@@ -330,6 +330,18 @@ test('passthrough: files with backing files are read, mapped and run by the kern
   // Each close sends RELEASE, which needs no more than its reply here.
   await pollUntil(async () => lines.some((line) => /^fuse: RELEASE on node \d+: answered by the reader$/.test(line)), 5000, () => lines.join('\n'));
   assert.ok(!lines.some((line) => /^fuse: RELEASE on node \d+: answered in/.test(line)));
+  // Opened again: the reader answers with the backing file registered the first time.
+  const big = fs.attrOf('big.bin').ino;
+  for (let i = 0; i < 2; i++) assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
+  const fromReader = () => lines.filter((line) => new RegExp(`^fuse: OPEN on node ${big}: passthrough to backing file \\d+, answered by the reader$`).test(line)).length;
+  await pollUntil(async () => fromReader() >= 2, 5000, () => lines.join('\n'));
+  assert.equal(lines.filter((line) => line.startsWith(`fuse: OPEN on node ${big}: answered in`)).length, 1, 'the first open only');
+  // Forgotten by the kernel, the inode's backing file goes; found again, it is registered anew.
+  await sh('sync; echo 2 > /proc/sys/vm/drop_caches');
+  await pollUntil(async () => fs.forgotten.includes(big), 10_000, () => 'big.bin was not forgotten');
+  for (let i = 0; i < 2; i++) assert.equal((await run('sha256sum', [at('big.bin')])).stdout.split(' ')[0], sha256(BIG));
+  assert.equal(lines.filter((line) => line.startsWith(`fuse: OPEN on node ${big}: answered in`)).length, 2);
+  assert.equal(fs.bytesRead.get(big), undefined);
 });
 
 test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {

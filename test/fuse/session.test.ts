@@ -747,6 +747,47 @@ test('passthrough: asked for in INIT when offered, and each file opened through 
   assert.ok(registry.stopped);
 });
 
+test('passthrough: the reader is given each backing id before its OPEN is answered, and it is closed only once the reader let go', async (t) => {
+  const fs = sampleTree();
+  const ino = fs.attrOf('file').ino;
+  const registry = fakeRegistry();
+  const session = await harness(t, withBackingFiles(fs, async () => '/cache/file'), registry);
+  const shares: string[] = [];
+  session.fuse.shareBackingFilesWith({
+    shareBackingFile: (node, id) => void shares.push(`share ${node} ${id}`),
+    unshareBackingFile: (node, id) => void shares.push(`unshare ${node} ${id}`),
+  });
+  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
+  await session.reply();
+  session.send(OPCODE.LOOKUP, 1n, name('file'));
+  await session.reply();
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
+  assert.deepEqual(openOut(await session.reply()), [0n, OPEN_FLAG.PASSTHROUGH, 7]);
+  assert.deepEqual(shares, [`share ${ino} 7`]);
+  session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
+  await session.reply();
+  assert.deepEqual(shares, [`share ${ino} 7`], 'once');
+
+  session.send(OPCODE.FORGET, ino, u64s(1n));
+  await session.replies();
+  assert.deepEqual(shares, [`share ${ino} 7`, `unshare ${ino} 7`]);
+  assert.deepEqual(registry.closed, [], 'the reader may still hand it out');
+  session.fuse.readerEvents.unshared(7);
+  assert.deepEqual(registry.closed, [7]);
+});
+
+test('passthrough: a filesystem with per-open state keeps every OPEN to itself', async (t) => {
+  const fs = sampleTree();
+  const session = await harness(t, { ...essentials(fs), open: async () => 5n, release: async () => {}, backingFile: async () => '/cache/file' }, fakeRegistry());
+  const shares: string[] = [];
+  session.fuse.shareBackingFilesWith({ shareBackingFile: (node) => void shares.push(`share ${node}`), unshareBackingFile: () => {} });
+  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
+  await session.reply();
+  session.send(OPCODE.OPEN, fs.attrOf('file').ino, u32s(constants.O_RDONLY, 0));
+  assert.deepEqual(openOut(await session.reply()), [5n, OPEN_FLAG.PASSTHROUGH, 7]);
+  assert.deepEqual(shares, []);
+});
+
 test('passthrough: not asked for when the kernel does not offer it or the helper cannot run; opens then cost nothing', async (t) => {
   for (const [offered, usable] of [[0, true], [INIT_FLAG2.PASSTHROUGH, false]] as const) {
     const fs = sampleTree();

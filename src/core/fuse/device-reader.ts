@@ -17,8 +17,8 @@
 // extended attribute queries (is this directory opaque? has this program capabilities?), so a
 // table also says which of its entries have none, and the reader answers those queries on them;
 // and STATFS, which overlay asks of every layer it mounts, when the answer never changes; RELEASE,
-// sent on every close of a passthrough file, when opens keep no state; and IOCTL, which nothing
-// served here supports.
+// sent on every close of a passthrough file, when opens keep no state; OPEN of a file already
+// registered for passthrough, with its backing id; and IOCTL, which nothing served here supports.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
@@ -27,12 +27,13 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 // worker from. CommonJS require, since the bundle and eval'd workers are CommonJS. The loop starts
 // on the first message, which brings the settings of the session it serves; with its one-time
 // listener gone, the thread ends when the loop does.
-// Tables arrive on their own port, taken synchronously before each request (the loop never yields
-// to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the kernel dropped the
-// request it was about to hand over (interrupted). ENODEV: the mount is gone, which ends the
-// session. A reply the kernel refuses (ENOENT: the caller was interrupted) references nothing.
-// The numbers are the FUSE protocol's: opcodes LOOKUP 1, STATFS 17, RELEASE 18, GETXATTR 22, LISTXATTR 23,
-// IOCTL 39; errnos ENOENT 2, ENOSYS 38, ENODATA 61; headers of 40 and 16 bytes, entries of 128.
+// Tables and backing ids arrive on their own port, taken synchronously before each request (the
+// loop never yields to the event loop). EINTR: a signal; EAGAIN: spurious wakeup; ENOENT: the
+// kernel dropped the request it was about to hand over (interrupted). ENODEV: the mount is gone,
+// which ends the session. A reply the kernel refuses (ENOENT: the caller was interrupted)
+// references nothing. The numbers are the FUSE protocol's: opcodes LOOKUP 1, OPEN 14, STATFS 17,
+// RELEASE 18, GETXATTR 22, LISTXATTR 23, IOCTL 39; errnos ENOENT 2, ENOSYS 38, ENODATA 61;
+// headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
 const { readSync, writeSync } = require('node:fs');
@@ -49,6 +50,11 @@ const emptyListSize = Buffer.alloc(8);
 const lookupTables = new Map();
 let tableNames = 0;
 const xattrFreeNodes = new Set();
+// Node id → backing id, for passthrough opens answered here.
+const backingIds = new Map();
+// fuse_open_out of such an open: no handle, FOPEN_PASSTHROUGH (1 << 7), the backing id.
+const openReply = Buffer.alloc(16);
+openReply.writeUInt32LE(1 << 7, 8);
 let answered = [];
 let directories = [];
 function report() {
@@ -59,6 +65,18 @@ function report() {
 }
 function takeTables() {
   for (let received; (received = receiveMessageOnPort(tables)) !== undefined; ) {
+    const { backingFile, unshareBackingFile } = received.message;
+    // A backing id comes before the OPEN it was registered for is answered; the main thread
+    // closes one only once this thread has acknowledged letting go of it.
+    if (backingFile !== undefined) {
+      backingIds.set(backingFile.node, backingFile.id);
+      continue;
+    }
+    if (unshareBackingFile !== undefined) {
+      if (backingIds.get(unshareBackingFile.node) === unshareBackingFile.id) backingIds.delete(unshareBackingFile.node);
+      parentPort.postMessage({ unshared: unshareBackingFile.id });
+      continue;
+    }
     const { parent, names, entries, withoutXattrs } = received.message;
     const table = { indexes: new Map(), entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength), withoutXattrs };
     for (let i = 0; i < names.length; i++) {
@@ -130,6 +148,15 @@ function answer(opcode, length) {
     if (debug) parentPort.postMessage({ debug: 'IOCTL on node ' + buffer.readBigUInt64LE(16) + ': not supported, answered by the reader' });
     return true;
   }
+  // OPEN (14) for reading of a file registered for passthrough; fuse_open_in.flags & O_ACCMODE.
+  if (opcode === 14 && (buffer.readUInt32LE(40) & 3) === 0) {
+    const id = backingIds.get(buffer.readBigUInt64LE(16));
+    if (id === undefined) return false;
+    openReply.writeInt32LE(id, 12);
+    send(0, openReply);
+    if (debug) parentPort.postMessage({ debug: 'OPEN on node ' + buffer.readBigUInt64LE(16) + ': passthrough to backing file ' + id + ', answered by the reader' });
+    return true;
+  }
   // RELEASE (18) of a file, when opens keep no state: closing it needs no answer but a reply.
   if (opcode === 18 && releaseIsStateless) {
     send(0, null);
@@ -181,6 +208,8 @@ export interface DeviceReaderEvents {
   answered(nodeIds: readonly bigint[], directories: readonly bigint[]): void;
   /** The reader dropped the lookup table of directory `parent` and will not use it again. */
   dropped(parent: bigint): void;
+  /** The reader let go of backing id `id` (see unshareBackingFile) and will not hand it out again. */
+  unshared(id: number): void;
 }
 
 export interface DeviceReader {
@@ -198,6 +227,14 @@ export interface DeviceReader {
    * reads; `events.dropped` says when it lets go of it.
    */
   shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array, withoutXattrs: Uint8Array): void;
+  /**
+   * Lets the reader answer OPENs for reading of node `node` with a passthrough open of backing
+   * file `id` (of a filesystem without per-open state). Share it before answering the OPEN it
+   * was registered for, so that it reaches the reader before anything that follows that OPEN.
+   */
+  shareBackingFile(node: bigint, id: number): void;
+  /** Takes back what shareBackingFile gave; `events.unshared` says when the id may be closed. */
+  unshareBackingFile(node: bigint, id: number): void;
 }
 
 export interface DeviceReaderOptions {
@@ -223,12 +260,13 @@ export function prepareDeviceReader(fd: number): DeviceReader {
   const tables = new MessageChannel();
   const worker = new Worker(READER_SOURCE, { eval: true, workerData: { fd, bufferSize: REQUEST_BUFFER_SIZE, tables: tables.port2 }, transferList: [tables.port2] });
   let events: DeviceReaderEvents | null = null;
-  worker.on('message', (message: Uint8Array | string | { answered: bigint[]; directories: bigint[] } | { dropped: bigint } | { debug: string }) => {
+  worker.on('message', (message: Uint8Array | string | { answered: bigint[]; directories: bigint[] } | { dropped: bigint } | { unshared: number } | { debug: string }) => {
     if (typeof message === 'string') log.error(`fuse: ${message}`);
     else if (events === null) return;
     else if (message instanceof Uint8Array) events.request(Buffer.from(message.buffer, message.byteOffset, message.byteLength));
     else if ('answered' in message) events.answered(message.answered, message.directories);
     else if ('dropped' in message) events.dropped(message.dropped);
+    else if ('unshared' in message) events.unshared(message.unshared);
     else log.debug(`fuse: ${message.debug}`);
   });
   worker.on('error', (error) => log.error(`fuse: device reader crashed: ${error.message}`));
@@ -258,6 +296,12 @@ export function prepareDeviceReader(fd: number): DeviceReader {
     },
     shareLookupTable(parent, names, entries, withoutXattrs) {
       tables.port1.postMessage({ parent, names, entries, withoutXattrs }, [entries.buffer as ArrayBuffer, withoutXattrs.buffer as ArrayBuffer]);
+    },
+    shareBackingFile(node, id) {
+      tables.port1.postMessage({ backingFile: { node, id } });
+    },
+    unshareBackingFile(node, id) {
+      tables.port1.postMessage({ unshareBackingFile: { node, id } });
     },
   };
 }

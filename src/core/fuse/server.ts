@@ -103,6 +103,7 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
   if (!passthrough) backingFiles?.stop();
   const session = new FuseSession(fd, fs, readBuffers, passthrough ? (backingFiles ?? new BackingFiles(fd)) : null);
   session.shareLookupTablesWith(reader);
+  session.shareBackingFilesWith(reader);
   let device: number;
   try {
     device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });

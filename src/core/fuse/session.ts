@@ -127,6 +127,9 @@ const SIBLINGS_BEFORE_PREFETCH = 8;
 /** Where lookup tables go: the device reader, which answers lookups from them. */
 export type LookupTableSink = Pick<DeviceReader, 'shareLookupTable'>;
 
+/** Where backing ids go: the device reader, which then answers OPENs of their files. */
+export type BackingFileSink = Pick<DeviceReader, 'shareBackingFile' | 'unshareBackingFile'>;
+
 interface OpenDirectory {
   ino: bigint;
   handle: bigint;
@@ -177,6 +180,9 @@ export class FuseSession {
    * wants every open of an inode to agree, so an inode keeps its answer until it is forgotten.
    */
   readonly #backingIds = new Map<bigint, Promise<number>>();
+  #backingFileSink: BackingFileSink | null = null;
+  /** The backing id of each inode whose OPENs the reader answers. */
+  readonly #sharedBackingIds = new Map<bigint, number>();
 
   /**
    * `readBuffers`: for READ replies, as big as the largest READ (MAX_READ). `backingFiles`: the
@@ -226,6 +232,8 @@ export class FuseSession {
         for (const nodeId of nodeIds) this.#references.add(this.#inoOf(nodeId));
         for (const directory of directories) this.#directoryFound(directory);
       },
+      // Out of the reader's hands: the kernel may let go of it.
+      unshared: (id) => this.#backingFiles?.close(id),
       dropped: (parent) => {
         const inos = this.#tables.get(parent) ?? [];
         this.#tables.delete(parent);
@@ -242,6 +250,11 @@ export class FuseSession {
   /** Hands lookup tables of busy directories to `sink` from now on (if the filesystem has them). */
   shareLookupTablesWith(sink: LookupTableSink): void {
     this.#tableSink = sink;
+  }
+
+  /** Hands the backing ids of files opened for passthrough to `sink` from now on, if opens keep no state. */
+  shareBackingFilesWith(sink: BackingFileSink): void {
+    if (!this.#fs.open && !this.#fs.release) this.#backingFileSink = sink;
   }
 
   /** Stops replying: the device is about to be closed. */
@@ -340,6 +353,11 @@ export class FuseSession {
         if (!this.#fs.open && !this.#backingFiles?.usable) throw new FuseError(errno.ENOSYS);
         const backingId = this.#backingFiles === null ? 0 : await this.#backingIdOf(ino);
         const handle = (await this.#fs.open?.(ino)) ?? 0n;
+        // Before the reply: the reader must have it before any request that follows this OPEN.
+        if (backingId > 0 && this.#backingFileSink !== null && this.#backingIds.has(ino) && !this.#sharedBackingIds.has(ino)) {
+          this.#sharedBackingIds.set(ino, backingId);
+          this.#backingFileSink.shareBackingFile(ino, backingId);
+        }
         if (!this.#pending.has(request.unique)) {
           // Interrupted while opening: the kernel will never release this handle.
           await this.#fs.release?.(ino, handle);
@@ -429,6 +447,10 @@ export class FuseSession {
     const id = this.#backingIds.get(ino);
     if (id === undefined) return;
     this.#backingIds.delete(ino);
+    const shared = this.#sharedBackingIds.get(ino);
+    this.#sharedBackingIds.delete(ino);
+    // A shared id is closed once the reader has let go of it (readerEvents.unshared).
+    if (shared !== undefined) return this.#backingFileSink!.unshareBackingFile(ino, shared);
     void id.then((registered) => {
       if (registered > 0) this.#backingFiles?.close(registered);
     }, () => undefined);
