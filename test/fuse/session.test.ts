@@ -764,13 +764,15 @@ test('passthrough: the reader is given each backing id before its OPEN is answer
   session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
   assert.deepEqual(openOut(await session.reply()), [0n, OPEN_FLAG.PASSTHROUGH, 7]);
   assert.deepEqual(shares, [`share ${ino} 7`]);
+  // An OPEN that reaches the main thread is one the reader could not answer (it lets go of a node
+  // on FORGET): handed over again.
   session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
   await session.reply();
-  assert.deepEqual(shares, [`share ${ino} 7`], 'once');
+  assert.deepEqual(shares, [`share ${ino} 7`, `share ${ino} 7`]);
 
   session.send(OPCODE.FORGET, ino, u64s(1n));
   await session.replies();
-  assert.deepEqual(shares, [`share ${ino} 7`, `unshare ${ino} 7`]);
+  assert.deepEqual(shares.slice(2), [`unshare ${ino} 7`]);
   assert.deepEqual(registry.closed, [], 'the reader may still hand it out');
   session.fuse.readerEvents.unshared(7);
   assert.deepEqual(registry.closed, [7]);

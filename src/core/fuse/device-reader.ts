@@ -32,7 +32,7 @@ import { REQUEST_BUFFER_SIZE } from './protocol.ts';
 // kernel dropped the request it was about to hand over (interrupted). ENODEV: the mount is gone,
 // which ends the session. A reply the kernel refuses (ENOENT: the caller was interrupted)
 // references nothing. The numbers are the FUSE protocol's: opcodes LOOKUP 1, OPEN 14, STATFS 17,
-// RELEASE 18, GETXATTR 22, LISTXATTR 23, IOCTL 39; errnos ENOENT 2, ENOSYS 38, ENODATA 61;
+// RELEASE 18, GETXATTR 22, LISTXATTR 23, IOCTL 39, BATCH_FORGET 42 (FORGET 2); errnos ENOENT 2, ENOSYS 38, ENODATA 61;
 // headers of 40 and 16 bytes, entries of 128.
 const READER_SOURCE = `
 const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
@@ -138,6 +138,13 @@ function answerXattrQuery(opcode) {
   if (debug) parentPort.postMessage({ debug: (opcode === 22 ? 'GETXATTR' : 'LISTXATTR') + ' on node ' + buffer.readBigUInt64LE(16) + ': no extended attributes, from its table' });
   return true;
 }
+// FORGET (2) and BATCH_FORGET (42): an inode the kernel let go of may come back as a new one,
+// whose opens must all agree on one backing file, so its OPENs go to the main thread until it
+// hands the backing id over again.
+function forgetBackingIds(opcode, length) {
+  if (opcode === 2) backingIds.delete(buffer.readBigUInt64LE(16));
+  else for (let i = 0, count = buffer.readUInt32LE(40); i < count && 64 + 16 * i <= length; i++) backingIds.delete(buffer.readBigUInt64LE(48 + 16 * i));
+}
 function answer(opcode, length) {
   if (opcode === 1) return answerLookup(length);
   if (opcode === 22 || opcode === 23) return answerXattrQuery(opcode);
@@ -187,7 +194,9 @@ parentPort.once('message', (settings) => {
       break;
     }
     takeTables();
-    if (answer(buffer.readUInt32LE(4), length)) continue;
+    const opcode = buffer.readUInt32LE(4);
+    if ((opcode === 2 || opcode === 42) && backingIds.size > 0) forgetBackingIds(opcode, length);
+    if (answer(opcode, length)) continue;
     report();
     const request = new Uint8Array(length);
     request.set(buffer.subarray(0, length));

@@ -354,7 +354,8 @@ export class FuseSession {
         const backingId = this.#backingFiles === null ? 0 : await this.#backingIdOf(ino);
         const handle = (await this.#fs.open?.(ino)) ?? 0n;
         // Before the reply: the reader must have it before any request that follows this OPEN.
-        if (backingId > 0 && this.#backingFileSink !== null && this.#backingIds.has(ino) && !this.#sharedBackingIds.has(ino)) {
+        // Again after a FORGET, which makes the reader let go of it.
+        if (backingId > 0 && this.#backingFileSink !== null && this.#backingIds.has(ino)) {
           this.#sharedBackingIds.set(ino, backingId);
           this.#backingFileSink.shareBackingFile(ino, backingId);
         }
