@@ -3,7 +3,7 @@
 // its storage driver at start-up).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -88,5 +88,10 @@ describe('the managed plugin from dist/plugin', () => {
     await d.docker(['import', join(dir, 'thin.tar'), 'fixture/thin:1']);
     const { stdout } = await d.docker([...RUN, '-v', '/bin/busybox:/busybox:ro', 'fixture/thin:1', '/busybox', 'sh', '-c', '/busybox cat /README.txt; /busybox ls /etc']);
     assert.match(stdout, /^fixture\.cvmfs\.test layer 2\nconfig\.ini\n/);
+    // The plugin's rootfs has what passthrough needs (perl), and the kernel took it.
+    const [pluginId] = await readdir(join(dir, 'root', 'plugins')).then((names) => names.filter((entry) => /^[0-9a-f]{64}$/.test(entry)));
+    const mountLog = await readFile(join(dir, 'root', 'plugins', pluginId!, 'rootfs', 'var/log/cvmfs-graphdriver', `${FQRN}.log`), 'utf8');
+    assert.match(mountLog, /fuse: passthrough: the kernel reads files opened here straight from their cached copies/);
+    assert.doesNotMatch(mountLog, /no passthrough/);
   });
 });

@@ -319,8 +319,10 @@ export class FuseSession {
     }
     const offeredBackingFiles = this.#offeredBackingFiles;
     const passthrough = offeredBackingFiles !== null && offeredBackingFiles.usable && (offered.flags2 & INIT_FLAG2.PASSTHROUGH) !== 0;
-    if (passthrough) this.#backingFiles = offeredBackingFiles;
-    else if (offeredBackingFiles?.usable) log.info('fuse: the kernel offers no passthrough (Linux 6.9+ has it); every read goes through this process');
+    if (passthrough) {
+      this.#backingFiles = offeredBackingFiles;
+      log.info('fuse: passthrough: the kernel reads files opened here straight from their cached copies');
+    } else if (offeredBackingFiles?.usable) log.info('fuse: the kernel offers no passthrough (Linux 6.9+ has it); every read goes through this process');
     const reply = encodeInitOut({
       // A kernel with a newer major version takes our major and asks again.
       minor: offered.major > PROTOCOL_MAJOR ? PROTOCOL_MINOR : Math.min(offered.minor, PROTOCOL_MINOR),
