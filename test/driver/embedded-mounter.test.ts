@@ -2,7 +2,7 @@
 // default, and without it when serve-driver is told so (--no-passthrough), which the mount
 // process must be given.
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,18 +10,11 @@ import { unmount } from '../../src/core/fuse/mount.ts';
 import { embeddedMounter } from '../../src/driver/embedded-mounter.ts';
 import { FQRN, PUBLIC_KEY, REPOSITORY_DIR } from '../cvmfs/fixture.ts';
 import { startNginx } from '../helpers/nginx.ts';
-import { stopAfter } from '../helpers/process.ts';
+import { processCommandLines, stopAfter } from '../helpers/process.ts';
 import { tempDir } from '../overlay/fixtures.ts';
 
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 const FILE = '.layers/ea/ea66dde93e66299e87bb86dbd40931a800986c950db40747a38af66e2b04a789/layerfs/README.txt';
-
-/** The command lines of processes that mention `word`. */
-async function commandLinesWith(word: string): Promise<string[][]> {
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
-  return lines.filter((line) => line.includes(word)).map((line) => line.split('\0'));
-}
 
 test('the embedded client mounts with passthrough unless serve-driver turned it off', async (t) => {
   const nginx = stopAfter(t, await startNginx({ [FQRN]: REPOSITORY_DIR }));
@@ -45,7 +38,7 @@ test('the embedded client mounts with passthrough unless serve-driver turned it 
     const target = path.join(dir, 'mnt');
     await mounter.mount(FQRN, target);
     stopAfter(t, { stop: () => unmount(target) });
-    const [server] = (await commandLinesWith(target)).filter((argv) => argv.includes('mount'));
+    const [server] = (await processCommandLines()).map(({ argv }) => argv).filter((argv) => argv.includes(target) && argv.includes('mount'));
     assert.ok(server, `a mount process for ${target}`);
     assert.equal(server.includes('--no-passthrough'), !passthrough, server.join(' '));
     assert.match(await readFile(path.join(target, FILE), 'utf8'), /layer/);

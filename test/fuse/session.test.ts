@@ -694,6 +694,12 @@ function withBackingFiles(fs: MemoryFilesystem, backingOf: (ino: bigint) => Prom
   return { ...essentials(fs), backingFile: backingOf, forgetInode: fs.forgetInode.bind(fs) };
 }
 
+/** INIT from a kernel that offers passthrough; its reply. */
+async function initWithPassthrough(session: Awaited<ReturnType<typeof harness>>): Promise<Reply> {
+  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
+  return session.reply();
+}
+
 /** fuse_open_out: handle, open flags, backing id. */
 function openOut(reply: Reply): [bigint, number, number] {
   return [reply.payload.readBigUInt64LE(0), reply.payload.readUInt32LE(8), reply.payload.readInt32LE(12)];
@@ -720,8 +726,7 @@ test('passthrough: asked for in INIT when offered, and each file opened through 
     }),
     registry,
   );
-  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
-  const init = (await session.reply()).payload;
+  const init = (await initWithPassthrough(session)).payload;
   assert.ok(init.readUInt32LE(12) & INIT_FLAG.INIT_EXT, 'flags go on in flags2');
   assert.equal(init.readUInt32LE(32), INIT_FLAG2.PASSTHROUGH);
   assert.equal(init.readUInt32LE(36), 1, 'backing files on a filesystem that stacks on nothing');
@@ -757,8 +762,7 @@ test('passthrough: the reader is given each backing id before its OPEN is answer
     shareBackingFile: (node, id) => void shares.push(`share ${node} ${id}`),
     unshareBackingFile: (node, id) => void shares.push(`unshare ${node} ${id}`),
   });
-  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
-  await session.reply();
+  await initWithPassthrough(session);
   session.send(OPCODE.LOOKUP, 1n, name('file'));
   await session.reply();
   session.send(OPCODE.OPEN, ino, u32s(constants.O_RDONLY, 0));
@@ -783,8 +787,7 @@ test('passthrough: a filesystem with per-open state keeps every OPEN to itself',
   const session = await harness(t, { ...essentials(fs), open: async () => 5n, release: async () => {}, backingFile: async () => '/cache/file' }, fakeRegistry());
   const shares: string[] = [];
   session.fuse.shareBackingFilesWith({ shareBackingFile: (node) => void shares.push(`share ${node}`), unshareBackingFile: () => {} });
-  session.send(OPCODE.INIT, 0n, initIn(7, 45, 0x73fffffb | INIT_FLAG.INIT_EXT, INIT_FLAG2.PASSTHROUGH));
-  await session.reply();
+  await initWithPassthrough(session);
   session.send(OPCODE.OPEN, fs.attrOf('file').ino, u32s(constants.O_RDONLY, 0));
   assert.deepEqual(openOut(await session.reply()), [5n, OPEN_FLAG.PASSTHROUGH, 7]);
   assert.deepEqual(shares, []);

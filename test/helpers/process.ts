@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -195,4 +196,12 @@ export function stopAfter<T extends Stoppable>(hook: AfterHook, resource: T): T 
   }
   stack.push(resource);
   return resource;
+}
+
+/** Every process on the host with its command line (a process gone meanwhile has none). */
+export async function processCommandLines(): Promise<{ pid: number; argv: string[] }[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  // Each argument ends in a NUL.
+  return pids.map((pid, index) => ({ pid: Number(pid), argv: lines[index]!.split('\0').slice(0, -1) }));
 }

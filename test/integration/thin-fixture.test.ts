@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { run } from '../helpers/process.ts';
+import { processCommandLines, run } from '../helpers/process.ts';
 import { startDockerd, startLegacyPlugin, uniquePluginName, type Dockerd, type PluginProcess } from '../helpers/dockerd.ts';
 import { startNginx, type NginxServer } from '../helpers/nginx.ts';
 
@@ -25,16 +25,13 @@ const RUN = ['run', '--rm', '--network', 'none', '-v', '/bin/busybox:/busybox:ro
 
 /** Processes started as `standby-mount`, each with the files it holds open. */
 async function standbyProcesses(): Promise<{ pid: number; files: string[] }[]> {
-  const found: { pid: number; files: string[] }[] = [];
-  for (const pid of await readdir('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.split('\0').includes('standby-mount')) continue;
-    const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
-    const files = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
-    found.push({ pid: Number(pid), files });
-  }
-  return found;
+  const standbys = (await processCommandLines()).filter(({ argv }) => argv.includes('standby-mount'));
+  return Promise.all(
+    standbys.map(async ({ pid }) => {
+      const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+      return { pid, files: await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))) };
+    }),
+  );
 }
 
 describe('a thin image on the fixture repository', { timeout: 600_000 }, () => {

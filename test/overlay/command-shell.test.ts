@@ -2,12 +2,13 @@
 // alone, arguments arrive as given, and a command that hangs or a shell that dies fails only
 // the command then running.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CommandShell } from '../../src/core/fs/command-shell.ts';
 import { RunError } from '../../src/core/fs/run.ts';
+import { processCommandLines } from '../helpers/process.ts';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'command-shell-'));
@@ -16,11 +17,9 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<str
 }
 
 /** Pids of processes whose command line is `argv`. */
-async function processesRunning(argv: string[]): Promise<string[]> {
-  const wanted = `${argv.join('\0')}\0`;
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  const lines = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
-  return pids.filter((_, index) => lines[index] === wanted);
+async function processesRunning(argv: string[]): Promise<number[]> {
+  const wanted = argv.join('\0');
+  return (await processCommandLines()).filter((running) => running.argv.join('\0') === wanted).map((running) => running.pid);
 }
 
 test('commands run in order, in their own directory, with their arguments as given', async (t) => {
