@@ -51,19 +51,24 @@ for (const imageLayers of [false, true]) {
         const { ino, path } = directories.pop()!;
         const table = await view.lookupTable(ino, UNLIMITED);
         assert.ok(table !== null);
-        for (const [name, { attr, xattrs }] of table) {
+        for (const [name, { attr, xattrs, symlink }] of table.entries) {
           assert.deepEqual(await lookupOrMissing(view, ino, name), attr, `${path} ${name}`);
           // The reader answers xattr queries on entries said to have none: listxattr must agree.
           assert.equal(xattrs, (await view.listxattr(attr.ino)).length > 0, `${path} ${name} xattrs`);
           if (xattrs) withXattrs++;
+          // The reader answers readlink of symlinks from the table.
+          if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.SYMLINK) assert.equal(symlink, await view.readlink(attr.ino), `${path} ${name} target`);
+          else assert.equal(symlink, undefined);
           names++;
           if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.CHAR_DEVICE && attr.rdev === 0) whiteouts++;
           if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.DIRECTORY) directories.push({ ino: attr.ino, path: `${path === '/' ? '' : path}/${name}` });
         }
+        // And listings: what readdir gives.
+        assert.deepEqual(table.listing, await view.readdir(ino), `${path} listing`);
         // Stored names the table leaves out (markers, or nothing), and names that are nowhere.
         const stored = (await repository.readdir(path, { hidden: true })).map((entry) => entry.name);
         for (const name of [...stored, 'no-such-name', '.wh.no-such-name', '.wh..wh..opq', '.cvmfscatalog']) {
-          if (!table.has(name)) assert.equal(await lookupOrMissing(view, ino, name), 'missing', `${path} ${name}`);
+          if (!table.entries.has(name)) assert.equal(await lookupOrMissing(view, ino, name), 'missing', `${path} ${name}`);
         }
       }
       assert.ok(names > 20, `walked ${names} names`);
@@ -81,5 +86,5 @@ test('a directory with more names than asked for has no table', async () => {
   const count = (await repository.readdir('/.layers', { hidden: true })).length;
   assert.ok(count > 1);
   assert.equal(await view.lookupTable(layers.ino, count - 1), null);
-  assert.equal((await view.lookupTable(layers.ino, count))?.size, count);
+  assert.equal((await view.lookupTable(layers.ino, count))?.entries.size, count);
 });

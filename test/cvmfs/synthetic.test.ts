@@ -105,7 +105,7 @@ describe('synthetic repository', () => {
     const view = await RepositoryFuseView.create(repository, { imageLayers: false });
     const table = await view.lookupTable(view.rootIno, 100);
     assert.ok(table !== null);
-    const withXattrs = [...table].filter(([, entry]) => entry.xattrs).map(([name]) => name);
+    const withXattrs = [...table.entries].filter(([, entry]) => entry.xattrs).map(([name]) => name);
     assert.deepEqual(withXattrs, ['xattrs.txt']);
   });
 

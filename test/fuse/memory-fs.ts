@@ -1,7 +1,7 @@
 // An in-memory ReadOnlyFilesystem for the FUSE tests: a tree built by path, every entry type,
 // xattrs, call counters (to see what reached the server) and a hook to stall lookups.
 import { errno, FuseError } from '../../src/core/fuse/errors.ts';
-import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem, type TableEntry } from '../../src/core/fuse/filesystem.ts';
+import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type LookupTable, type ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
 
 interface Node {
   attr: Attr;
@@ -82,6 +82,12 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
 
   xattr(path: string, name: string, value: Buffer | string): void {
     this.#resolve(path).xattrs.set(name, Buffer.from(value));
+  }
+
+  /** What a table says of the node's target (symlinks only), without counting a call. */
+  symlinkOf(ino: bigint): { symlink?: string } {
+    const node = this.#node(ino);
+    return (node.attr.mode & FILE_TYPE.MASK) === FILE_TYPE.SYMLINK ? { symlink: node.target } : {};
   }
 
   /** Without counting a call. */
@@ -237,9 +243,11 @@ export class MemoryFilesystem implements ReadOnlyFilesystem {
 
 /** The same tree, offering the server each directory's lookup table. */
 export class TabledMemoryFilesystem extends MemoryFilesystem {
-  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null> {
+  async lookupTable(parent: bigint, maxNames: number): Promise<LookupTable | null> {
     this.calls.set('lookupTable', (this.calls.get('lookupTable') ?? 0) + 1);
-    const listing = (await this.readdir(parent)).filter(({ name }) => name !== '.' && name !== '..');
-    return listing.length > maxNames ? null : new Map(listing.map(({ name, attr }) => [name, { attr, xattrs: this.hasXattrs(attr.ino) }]));
+    const listing = await this.readdir(parent);
+    const names = listing.filter(({ name }) => name !== '.' && name !== '..');
+    if (names.length > maxNames) return null;
+    return { entries: new Map(names.map(({ name, attr }) => [name, { attr, xattrs: this.hasXattrs(attr.ino), ...this.symlinkOf(attr.ino) }])), listing };
   }
 }

@@ -437,6 +437,39 @@ test('the device reader answers lookups in a busy directory from its table, as t
   assert.ok(asked.slice(askedBefore).every((name) => name === 'inner'), `asked: ${asked.slice(askedBefore).join(', ')}`);
 });
 
+test('the device reader answers listings, symlink targets, FLUSH and OPENDIR of a directory with a table, as the filesystem would', async (t) => {
+  const lines = captureLog(t);
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  // More than one READDIR page of 32 KiB, with and without attributes.
+  for (let i = 0; i < 300; i++) fs.file(`d/a-file-with-a-name-long-enough-to-fill-pages-${i}`, `${i}\n`);
+  fs.dir('d/sub');
+  fs.symlink('d/link', 'a-file-with-a-name-long-enough-to-fill-pages-7');
+  fs.device('d/null', 'char', 1, 3);
+  const { mountpoint } = await mountForTest(t, fs);
+  const d = path.join(mountpoint, 'd');
+  // Lookups until the reader answers one from the table (303 names: built after 4 lookups).
+  let looked = 0;
+  const fromTable = () => lines.some((line) => /^fuse: LOOKUP ".*" in node \d+: found, from its table$/.test(line));
+  await pollUntil(async () => (await run('stat', [path.join(d, `a-file-with-a-name-long-enough-to-fill-pages-${looked++}`)]), fromTable()), 5000, () => lines.join('\n'));
+
+  // find reads d_ino and d_type from the listing itself.
+  const expected = (await fs.readdir(fs.attrOf('d').ino)).filter(({ name }) => name !== '.' && name !== '..');
+  const typeLetter = (mode: number) => ({ 0o040000: 'd', 0o100000: 'f', 0o120000: 'l', 0o020000: 'c' })[mode & FILE_TYPE.MASK];
+  const listed = await run('find', [d, '-mindepth', '1', '-maxdepth', '1', '-printf', '%i %y %f\n']);
+  assert.deepEqual(listed.stdout.trim().split('\n'), expected.map(({ name, attr }) => `${attr.ino} ${typeLetter(attr.mode)} ${name}`));
+  assert.equal((await run('readlink', [path.join(d, 'link')])).stdout, 'a-file-with-a-name-long-enough-to-fill-pages-7\n');
+  assert.equal((await run('cat', [path.join(d, 'link')])).stdout, '7\n');
+  assert.equal(fs.calls.get('readlink') ?? 0, 0, 'no readlink reached the filesystem');
+  // The reader's lines reach the log through the main thread, a moment after its answers. (Building
+  // a table of this filesystem calls its readdir: the log says what reached the main thread.)
+  const logged = (pattern: RegExp) => pollUntil(async () => lines.some((line) => pattern.test(line)), 5000, () => lines.join('\n'));
+  await logged(/^fuse: READDIR(PLUS)? on node \d+: \d+ bytes, from its table$/);
+  await logged(/^fuse: OPENDIR on node \d+: not supported, answered by the reader$/);
+  await logged(/^fuse: FLUSH on node \d+: not supported, answered by the reader$/);
+  assert.ok(!lines.some((line) => /^fuse: (READDIR|READDIRPLUS|READLINK|OPENDIR|FLUSH) on node \d+: (answered in|errno)/.test(line)), 'none reached the main thread');
+});
+
 test('the device reader answers xattr queries on table entries without any, STATFS and IOCTL, as the session would', async (t) => {
   const lines = captureLog(t);
   const fs = new TabledMemoryFilesystem(500n);

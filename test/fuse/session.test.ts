@@ -11,6 +11,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { errno, FuseError } from '../../src/core/fuse/errors.ts';
 import type { Attr, ReadOnlyFilesystem } from '../../src/core/fuse/filesystem.ts';
 import type { BackingFileRegistry } from '../../src/core/fuse/backing-files.ts';
+import type { SharedLookupTable } from '../../src/core/fuse/device-reader.ts';
 import { INIT_FLAG, INIT_FLAG2, OPCODE, OPEN_FLAG } from '../../src/core/fuse/protocol.ts';
 import { FuseSession } from '../../src/core/fuse/session.ts';
 import { log } from '../../src/core/log.ts';
@@ -270,8 +271,8 @@ test('READDIR pages the listing by offset; READDIRPLUS adds entries with root ma
 
   session.send(OPCODE.READDIRPLUS, dirIno, readIn(handle, 1, 4096));
   const plus = (await session.reply()).payload;
-  assert.equal(plus.readBigUInt64LE(0), 1n, '".." of a top-level directory is the root, node 1');
-  assert.equal(plus.readBigUInt64LE(40), 500n, 'with the root ino in its attributes');
+  assert.equal(plus.readBigUInt64LE(0), 0n, 'no entry for ".." (the kernel links none for it)');
+  assert.equal(plus.readBigUInt64LE(128), 500n, 'its dirent has the ino of the root, its parent');
   const second = (128 + 24 + 2 + 7) & ~7;
   assert.equal(plus.readBigUInt64LE(second), fs.attrOf('d/entry-0').ino);
   assert.equal(plus.toString('utf8', second + 128 + 24, second + 128 + 24 + 7), 'entry-0');
@@ -400,13 +401,14 @@ test('an inode is forgotten once no LOOKUP reply, READDIRPLUS entry or open list
 test('a directory\'s lookup table goes to the reader once it has had enough lookups for its size, and holds its inodes until the reader drops it', async (t) => {
   const fs = new TabledMemoryFilesystem(500n);
   fs.dir('d');
-  for (let i = 0; i < 5; i++) fs.file(`d/f${i}`, '');
+  for (let i = 0; i < 4; i++) fs.file(`d/f${i}`, '');
+  fs.symlink('d/f4', 'f0');
   fs.xattr('d/f2', 'user.x', '1');
   fs.dir('big');
   for (let i = 0; i < 300; i++) fs.file(`big/f${i}`, '');
   const session = await harness(t, fs);
-  const shared: { parent: bigint; names: readonly string[]; entries: Uint8Array; withoutXattrs: Uint8Array }[] = [];
-  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent, names, entries, withoutXattrs) => shared.push({ parent, names, entries, withoutXattrs }) });
+  const shared: (SharedLookupTable & { parent: bigint })[] = [];
+  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent, table) => void shared.push({ parent, ...table }) });
   const dir = fs.attrOf('d').ino;
   const file = (i: number) => fs.attrOf(`d/f${i}`).ino;
 
@@ -419,6 +421,10 @@ test('a directory\'s lookup table goes to the reader once it has had enough look
   assert.deepEqual(table.names, ['f0', 'f1', 'f2', 'f3', 'f4']);
   assert.equal(table.entries.length, 5 * 128);
   assert.deepEqual([...table.withoutXattrs], [1, 1, 0, 1, 1], 'f2 has an extended attribute');
+  assert.deepEqual(table.symlinks, [null, null, null, null, 'f0'], 'what readlink gives');
+  // Listed as readdir lists it: ".", ".." (the root's ino), then the names in the table's order.
+  assert.deepEqual([...table.listing!.dots], [dir, 500n]);
+  assert.deepEqual([...table.listing!.indexes], [0, 1, 2, 3, 4]);
   // Each entry is the fuse_entry_out lookup would have sent: node id, then the attributes.
   const entries = Buffer.from(table.entries);
   table.names.forEach((_, i) => {

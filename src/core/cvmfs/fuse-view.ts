@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { log } from '../log.ts';
 import { errno, FuseError } from '../fuse/errors.ts';
-import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type ReadOnlyFilesystem, type TableEntry } from '../fuse/filesystem.ts';
-import type { Entry } from './entry.ts';
+import { FILE_TYPE, makeDevice, type Attr, type DirEntry, type LookupTable, type ReadOnlyFilesystem, type TableEntry } from '../fuse/filesystem.ts';
+import { FLAGS, type Entry } from './entry.ts';
 import { CvmfsError } from './errors.ts';
 import type { Repository } from './repository.ts';
 
@@ -166,7 +166,11 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
 
   async readdir(ino: bigint): Promise<readonly DirEntry[]> {
     const directory = this.entry(ino);
-    const children = await this.call(`readdir ${directory.path}`, () => this.repository.readdir(directory.path));
+    return this.listing(directory, await this.call(`readdir ${directory.path}`, () => this.repository.readdir(directory.path)));
+  }
+
+  /** The listing of `directory` with its (listed) `children`, in their order. */
+  private listing(directory: Entry, children: readonly Entry[]): DirEntry[] {
     const listing: DirEntry[] = [
       { name: '.', attr: this.attrOf(directory) },
       { name: '..', attr: this.attrOf(directory) },
@@ -186,25 +190,27 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return listing;
   }
 
-  async lookupTable(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null> {
+  async lookupTable(parent: bigint, maxNames: number): Promise<LookupTable | null> {
     const directory = this.entry(parent);
     // Counting first: decoding a big directory's entries would cost more than its lookups.
     if ((await this.call(`count ${directory.path}`, () => this.repository.countEntries(directory.path))) > maxNames) return null;
     const children = await this.call(`list ${directory.path}`, () => this.repository.readdir(directory.path, { hidden: true }));
-    const table = new Map<string, TableEntry>();
+    const entries = new Map<string, TableEntry>();
     const markers: Entry[] = [];
     for (const child of children) {
       if (this.imageLayers && (child.name.startsWith(WHITEOUT_PREFIX) || child.name === CATALOG_MARKER)) markers.push(child);
-      else table.set(child.name, { attr: this.remember(child), xattrs: (child.xattrs?.size ?? 0) > 0 || (await this.isOpaque(child)) });
+      else entries.set(child.name, { attr: this.remember(child), xattrs: (child.xattrs?.size ?? 0) > 0 || (await this.isOpaque(child)), ...(child.symlink !== null && { symlink: child.symlink }) });
     }
     // What lookup makes of a name that is missing but has a `.wh.` marker; names lookup refuses
     // outright (markers of markers, of the catalog marker) stay not found.
     for (const marker of markers) {
       const name = marker.name.slice(WHITEOUT_PREFIX.length);
-      if (marker.name === CATALOG_MARKER || name.startsWith(WHITEOUT_PREFIX) || name === CATALOG_MARKER || table.has(name)) continue;
-      table.set(name, { attr: this.whiteoutFor(marker, name, directory.path), xattrs: false });
+      if (marker.name === CATALOG_MARKER || name.startsWith(WHITEOUT_PREFIX) || name === CATALOG_MARKER || entries.has(name)) continue;
+      entries.set(name, { attr: this.whiteoutFor(marker, name, directory.path), xattrs: false });
     }
-    return table;
+    // The server checks it against the table: a whiteout may share its name with an entry of the
+    // same layer (which the listing shows twice) or with the catalog marker, and lookup finds only one.
+    return { entries, listing: this.listing(directory, children.filter((child) => (child.flags & FLAGS.hidden) === 0)) };
   }
 
   private async isOpaque(directory: Entry): Promise<boolean> {

@@ -267,18 +267,27 @@ export function encodeDirents(
   size: number,
   plus: { nodeIdOf: (attr: Attr) => bigint; timeouts: EntryTimeouts } | null,
 ): DirentPage {
-  const out = Buffer.alloc(size);
-  const referenced: bigint[] = [];
   const prefix = plus ? SIZE.ENTRY_OUT : 0;
+  const recordLength = (name: string) => align8(prefix + SIZE.DIRENT_HEADER + Buffer.byteLength(name));
+  // Sized to what fits rather than to `size`: the kernel offers up to a megabyte, and fresh
+  // pages for it cost more than the listing (milliseconds per READDIR here).
+  let length = 0;
+  let end = start;
+  for (; end < listing.length; end++) {
+    const next = length + recordLength(listing[end]!.name);
+    if (next > size) break;
+    length = next;
+  }
+  const out = Buffer.alloc(length);
+  const referenced: bigint[] = [];
   let used = 0;
-  for (let index = start; index < listing.length; index++) {
+  for (let index = start; index < end; index++) {
     const { name, attr } = listing[index]!;
     const nameLength = Buffer.byteLength(name);
-    const recordLength = align8(prefix + SIZE.DIRENT_HEADER + nameLength);
-    if (used + recordLength > size) break;
-    if (plus) {
+    // The kernel links no entry for "." and "..": theirs stays zero (node id 0: nothing to link).
+    if (plus && !isDotEntry(name)) {
       writeEntryOut(out, used, plus.nodeIdOf(attr), attr, plus.timeouts);
-      if (!isDotEntry(name)) referenced.push(attr.ino);
+      referenced.push(attr.ino);
     }
     const at = used + prefix;
     out.writeBigUInt64LE(attr.ino, at);
@@ -286,9 +295,9 @@ export function encodeDirents(
     out.writeUInt32LE(nameLength, at + 16);
     out.writeUInt32LE((attr.mode >>> 12) & 0xf, at + 20); // DT_* is the S_IFMT nibble
     out.write(name, at + SIZE.DIRENT_HEADER, 'utf8');
-    used += recordLength;
+    used += recordLength(name);
   }
-  return { bytes: out.subarray(0, used), referenced };
+  return { bytes: out, referenced };
 }
 
 /** "." and "..", which the kernel never links from a listing (and so takes no reference on). */

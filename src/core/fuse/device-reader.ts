@@ -16,9 +16,12 @@
 // main thread may have its table ready by then. Overlay follows each lookup in a lower layer with
 // extended attribute queries (is this directory opaque? has this program capabilities?), so a
 // table also says which of its entries have none, and the reader answers those queries on them;
-// and STATFS, which overlay asks of every layer it mounts, when the answer never changes; RELEASE,
-// sent on every close of a passthrough file, when opens keep no state; OPEN of a file already
-// registered for passthrough, with its backing id; and IOCTL, which nothing served here supports.
+// and READLINK of its symlinks, and listings of the directory when the table says what they show.
+// It also answers STATFS, which overlay asks of every layer it mounts, when the answer never
+// changes; RELEASE, sent on every close of a passthrough file, when opens keep no state; OPEN of a
+// file already registered for passthrough, with its backing id; and what the session never
+// supports (IOCTL; FLUSH and OPENDIR, once each per mount). A fresh mount's first requests come
+// one after another as a program starts, so each one kept off the main thread saves a hand-over.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';
@@ -41,15 +44,19 @@ const { fd, bufferSize, tables } = workerData;
 let negativeEntry = null;
 let statfs = null;
 let releaseIsStateless = false;
+let unsupported = new Map();
 let maxTableNames = 0;
 let debug = false;
 const buffer = Buffer.allocUnsafeSlow(bufferSize);
-const reply = Buffer.alloc(16 + 128);
+// Grows to the largest reply sent (a listing: as much as the kernel asks for).
+let reply = Buffer.alloc(16 + 4096);
 // fuse_getxattr_out: a LISTXATTR asking for the size of an empty list.
 const emptyListSize = Buffer.alloc(8);
 const lookupTables = new Map();
 let tableNames = 0;
 const xattrFreeNodes = new Set();
+// Node id → target, of the symlinks in tables.
+const symlinkTargets = new Map();
 // Node id → backing id, for passthrough opens answered here.
 const backingIds = new Map();
 // fuse_open_out of such an open: no handle, FOPEN_PASSTHROUGH (1 << 7), the backing id.
@@ -77,12 +84,13 @@ function takeTables() {
       parentPort.postMessage({ unshared: unshareBackingFile.id });
       continue;
     }
-    const { parent, names, entries, withoutXattrs } = received.message;
-    const table = { indexes: new Map(), entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength), withoutXattrs };
+    const { parent, table: { names, entries, withoutXattrs, symlinks, listing } } = received.message;
+    const table = { indexes: new Map(), names, entries: Buffer.from(entries.buffer, entries.byteOffset, entries.byteLength), withoutXattrs, symlinks, listing };
     for (let i = 0; i < names.length; i++) {
       table.indexes.set(names[i], i);
       // Whoever handed the node out (the main thread may have, before the table came).
       if (withoutXattrs[i] === 1) xattrFreeNodes.add(table.entries.readBigUInt64LE(i * 128));
+      if (symlinks[i] !== null) symlinkTargets.set(table.entries.readBigUInt64LE(i * 128), Buffer.from(symlinks[i]));
     }
     lookupTables.set(parent, table);
     tableNames += names.length;
@@ -91,19 +99,26 @@ function takeTables() {
     if (tableNames <= maxTableNames) break;
     lookupTables.delete(parent);
     tableNames -= table.indexes.size;
-    for (let i = 0; i < table.withoutXattrs.length; i++) if (table.withoutXattrs[i] === 1) xattrFreeNodes.delete(table.entries.readBigUInt64LE(i * 128));
+    for (let i = 0; i < table.withoutXattrs.length; i++) {
+      if (table.withoutXattrs[i] === 1) xattrFreeNodes.delete(table.entries.readBigUInt64LE(i * 128));
+      if (table.symlinks[i] !== null) symlinkTargets.delete(table.entries.readBigUInt64LE(i * 128));
+    }
     report();
     parentPort.postMessage({ dropped: parent });
   }
 }
 function send(error, payload, start = 0, end = payload === null ? 0 : payload.length) {
-  const size = 16 + end - start;
-  reply.writeUInt32LE(size, 0);
+  if (reply.length < 16 + end - start) reply = Buffer.alloc(16 + end - start);
+  if (payload !== null) payload.copy(reply, 16, start, end);
+  return sendReply(error, end - start);
+}
+// The reply whose payload, length bytes, is in place after the header.
+function sendReply(error, length) {
+  reply.writeUInt32LE(16 + length, 0);
   reply.writeInt32LE(-error, 4);
   buffer.copy(reply, 8, 8, 16);
-  if (payload !== null) payload.copy(reply, 16, start, end);
   try {
-    writeSync(fd, reply, 0, size);
+    writeSync(fd, reply, 0, 16 + length);
     return true;
   } catch (error) {
     if (error.code !== 'ENOENT' && error.code !== 'ENODEV') parentPort.postMessage('writing a reply failed: ' + error.message);
@@ -145,14 +160,58 @@ function forgetBackingIds(opcode, length) {
   if (opcode === 2) backingIds.delete(buffer.readBigUInt64LE(16));
   else for (let i = 0, count = buffer.readUInt32LE(40); i < count && 64 + 16 * i <= length; i++) backingIds.delete(buffer.readBigUInt64LE(48 + 16 * i));
 }
+// READDIR (28) and READDIRPLUS (44) of a directory whose table says what it lists. The
+// fuse_read_in offset (at 48) is the index of the entry to start from ("." and ".." are 0 and 1),
+// its size (at 56) the most to send. The records are the main thread's (encodeDirents): each
+// fuse_dirent's off is the index after it, and with READDIRPLUS it follows the fuse_entry_out of
+// its entry (zero for "." and ".."), a reference the kernel takes on that node.
+function answerListing(opcode) {
+  const table = lookupTables.get(buffer.readBigUInt64LE(16));
+  if (table === undefined || table.listing === null) return false;
+  const prefix = opcode === 44 ? 128 : 0;
+  const size = buffer.readUInt32LE(56);
+  if (reply.length < 16 + size) reply = Buffer.alloc(16 + size);
+  const nodeIds = [];
+  let used = 0;
+  const { dots, indexes } = table.listing;
+  for (let index = Number(buffer.readBigUInt64LE(48)); index < indexes.length + 2; index++) {
+    const entry = index < 2 ? -1 : indexes[index - 2];
+    const name = entry < 0 ? (index === 0 ? '.' : '..') : table.names[entry];
+    const nameLength = Buffer.byteLength(name);
+    const recordLength = (prefix + 24 + nameLength + 7) & ~7;
+    if (used + recordLength > size) break;
+    const at = 16 + used;
+    reply.fill(0, at, at + recordLength);
+    if (prefix > 0 && entry >= 0) {
+      table.entries.copy(reply, at, entry * 128, entry * 128 + 128);
+      nodeIds.push(table.entries.readBigUInt64LE(entry * 128));
+    }
+    // fuse_entry_out.attr.ino and .mode; DT_* is the S_IFMT nibble (DT_DIR 4).
+    reply.writeBigUInt64LE(entry < 0 ? dots[index] : table.entries.readBigUInt64LE(entry * 128 + 40), at + prefix);
+    reply.writeBigUInt64LE(BigInt(index + 1), at + prefix + 8);
+    reply.writeUInt32LE(nameLength, at + prefix + 16);
+    reply.writeUInt32LE(entry < 0 ? 4 : (table.entries.readUInt32LE(entry * 128 + 100) >>> 12) & 15, at + prefix + 20);
+    reply.write(name, at + prefix + 24, 'utf8');
+    used += recordLength;
+  }
+  if (sendReply(0, used)) answered.push(...nodeIds);
+  if (debug) parentPort.postMessage({ debug: (prefix > 0 ? 'READDIRPLUS' : 'READDIR') + ' on node ' + buffer.readBigUInt64LE(16) + ': ' + used + ' bytes, from its table' });
+  return true;
+}
 function answer(opcode, length) {
   if (opcode === 1) return answerLookup(length);
   if (opcode === 22 || opcode === 23) return answerXattrQuery(opcode);
-  // IOCTL: overlay asks for the flags of whatever it copies up from a lower layer (a container's
-  // first writes below a directory); no filesystem here has ioctls, and the kernel asks each time.
-  if (opcode === 39) {
+  if (opcode === 28 || opcode === 44) return answerListing(opcode);
+  if (opcode === 5) {
+    const target = symlinkTargets.get(buffer.readBigUInt64LE(16));
+    if (target === undefined) return false;
+    send(0, target);
+    if (debug) parentPort.postMessage({ debug: 'READLINK on node ' + buffer.readBigUInt64LE(16) + ': from its table' });
+    return true;
+  }
+  if (unsupported.has(opcode)) {
     send(38, null);
-    if (debug) parentPort.postMessage({ debug: 'IOCTL on node ' + buffer.readBigUInt64LE(16) + ': not supported, answered by the reader' });
+    if (debug) parentPort.postMessage({ debug: unsupported.get(opcode) + ' on node ' + buffer.readBigUInt64LE(16) + ': not supported, answered by the reader' });
     return true;
   }
   // OPEN (14) for reading of a file registered for passthrough; fuse_open_in.flags & O_ACCMODE.
@@ -184,6 +243,7 @@ parentPort.once('message', (settings) => {
   negativeEntry = asBuffer(settings.negativeEntry);
   statfs = asBuffer(settings.statfs);
   releaseIsStateless = settings.releaseIsStateless;
+  unsupported = settings.unsupported;
   for (;;) {
     let length;
     try {
@@ -230,12 +290,10 @@ export interface DeviceReader {
   /** Ends a reader that was never started (the mount failed). */
   cancel(): Promise<void>;
   /**
-   * Lets the reader answer lookups in directory `parent` (a node id): `names[i]` is found with the
-   * fuse_entry_out at `entries[128 i]`, and any other name is not found; where `withoutXattrs[i]`
-   * is 1, that entry has no extended attributes. The reader takes it before the next request it
-   * reads; `events.dropped` says when it lets go of it.
+   * Lets the reader answer from `table` in directory `parent` (a node id). The reader takes it
+   * before the next request it reads; `events.dropped` says when it lets go of it.
    */
-  shareLookupTable(parent: bigint, names: readonly string[], entries: Uint8Array, withoutXattrs: Uint8Array): void;
+  shareLookupTable(parent: bigint, table: SharedLookupTable): void;
   /**
    * Lets the reader answer OPENs for reading of node `node` with a passthrough open of backing
    * file `id` (of a filesystem without per-open state). Share it before answering the OPEN it
@@ -246,6 +304,22 @@ export interface DeviceReader {
   unshareBackingFile(node: bigint, id: number): void;
 }
 
+/** A directory's lookup table, as the reader answers from it. */
+export interface SharedLookupTable {
+  /** `names[i]` is found with the fuse_entry_out at `entries[128 i]`; any other name is not found. */
+  names: readonly string[];
+  entries: Uint8Array;
+  /** 1 where that entry has no extended attributes. */
+  withoutXattrs: Uint8Array;
+  /** What READLINK of each entry gives; null for all but symlinks. */
+  symlinks: readonly (string | null)[];
+  /**
+   * What a listing shows: the inos of its "." and "..", then entries by their index in `names`;
+   * null leaves listings to the main thread.
+   */
+  listing: { dots: BigUint64Array; indexes: Int32Array } | null;
+}
+
 export interface DeviceReaderOptions {
   /** The fuse_entry_out of a name not found, or null to answer ENOENT (no negative caching). */
   negativeEntry: Uint8Array | null;
@@ -253,6 +327,8 @@ export interface DeviceReaderOptions {
   statfs: Uint8Array | null;
   /** Whether a file's RELEASE only needs its reply (the filesystem keeps no per-open state). */
   releaseIsStateless: boolean;
+  /** Opcodes answered ENOSYS whatever the node, with their names for log lines. */
+  unsupported: ReadonlyMap<number, string>;
   /** Post a line for each lookup the reader answers, for --debug. */
   debug: boolean;
   /** Names of all lookup tables kept; default 50,000. */
@@ -295,6 +371,7 @@ export function prepareDeviceReader(fd: number): DeviceReader {
         negativeEntry: options.negativeEntry,
         statfs: options.statfs,
         releaseIsStateless: options.releaseIsStateless,
+        unsupported: options.unsupported,
         maxTableNames: options.maxTableNames ?? DEFAULT_MAX_TABLE_NAMES,
         debug: options.debug,
       });
@@ -303,8 +380,9 @@ export function prepareDeviceReader(fd: number): DeviceReader {
     async cancel() {
       await worker.terminate();
     },
-    shareLookupTable(parent, names, entries, withoutXattrs) {
-      tables.port1.postMessage({ parent, names, entries, withoutXattrs }, [entries.buffer as ArrayBuffer, withoutXattrs.buffer as ArrayBuffer]);
+    shareLookupTable(parent, table) {
+      const transferred = [table.entries.buffer, table.withoutXattrs.buffer, ...(table.listing === null ? [] : [table.listing.dots.buffer, table.listing.indexes.buffer])];
+      tables.port1.postMessage({ parent, table }, transferred as ArrayBuffer[]);
     },
     shareBackingFile(node, id) {
       tables.port1.postMessage({ backingFile: { node, id } });

@@ -39,6 +39,19 @@ export interface TableEntry {
   attr: Attr;
   /** False promises that getxattr finds nothing and listxattr lists nothing for it. */
   xattrs: boolean;
+  /** A symlink's target, as readlink gives it. */
+  symlink?: string;
+}
+
+/** A directory's lookup table (see ReadOnlyFilesystem.lookupTable). */
+export interface LookupTable {
+  /** Every name lookup finds, with what lookup returns for it; any other name is not found. */
+  entries: ReadonlyMap<string, TableEntry>;
+  /**
+   * What readdir gives for the directory, if the server may answer listings from the table:
+   * "." and ".." first, then names that `entries` has with the same ino. Absent otherwise.
+   */
+  listing?: readonly DirEntry[];
 }
 
 export interface StatFs {
@@ -105,12 +118,12 @@ export interface ReadOnlyFilesystem {
   readdir(ino: bigint, handle: bigint): Promise<readonly DirEntry[]>;
   releasedir?(ino: bigint, handle: bigint): Promise<void>;
   /**
-   * Every name lookup finds in directory `parent`, with what lookup returns for it (any other
-   * name is not found), or null when there are more than `maxNames`. The server may then answer
-   * lookups there, and extended attribute queries on entries without any, without asking; it
-   * counts these inos as held (see forgetInode) while it may still hand them out.
+   * The lookup table of directory `parent`, or null when it has more than `maxNames` names. The
+   * server may then answer lookups there, extended attribute queries on entries without any,
+   * readlink of its symlinks and listings of it without asking; it counts these inos as held
+   * (see forgetInode) while it may still hand them out.
    */
-  lookupTable?(parent: bigint, maxNames: number): Promise<ReadonlyMap<string, TableEntry> | null>;
+  lookupTable?(parent: bigint, maxNames: number): Promise<LookupTable | null>;
   /** All zeros (with bsize 4096, namelen 255) when absent. */
   statfs?(): Promise<StatFs>;
   /** The value of one extended attribute; ENODATA when it is not set. No xattrs when absent. */

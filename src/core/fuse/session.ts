@@ -30,7 +30,7 @@ import {
   type Request,
 } from './codec.ts';
 import { errno, FuseError } from './errors.ts';
-import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type ReadOnlyFilesystem, type StatFs, type TableEntry } from './filesystem.ts';
+import { DEFAULT_CACHE_TIMEOUTS, FILE_TYPE, type Attr, type CacheTimeouts, type DirEntry, type LookupTable, type ReadOnlyFilesystem, type StatFs } from './filesystem.ts';
 import {
   INIT_FLAG,
   INIT_FLAG2,
@@ -47,7 +47,7 @@ import {
 import type { BackingFileRegistry } from './backing-files.ts';
 import { ReadBuffers } from './read-buffers.ts';
 import { InodeReferences } from './references.ts';
-import type { DeviceReader, DeviceReaderEvents, DeviceReaderOptions } from './device-reader.ts';
+import type { DeviceReader, DeviceReaderEvents, DeviceReaderOptions, SharedLookupTable } from './device-reader.ts';
 
 /** What we ask for in INIT, of what the kernel offers. */
 const WANTED_INIT_FLAGS =
@@ -220,6 +220,9 @@ export class FuseSession {
       statfs: this.#fs.statfs ? null : encodeStatfsOut(EMPTY_STATFS),
       // A passthrough open sends RELEASE on every close.
       releaseIsStateless: !this.#fs.release,
+      // What #answer refuses whatever the node: IOCTL (sent on every copy-up from a lower layer),
+      // and FLUSH and OPENDIR, which the kernel stops sending after their first ENOSYS.
+      unsupported: new Map([OPCODE.IOCTL, OPCODE.FLUSH, ...(this.#fs.opendir ? [] : [OPCODE.OPENDIR])].map((opcode) => [opcode, OPCODE_NAMES.get(opcode)!])),
       debug: log.level >= LogLevels.debug,
     };
   }
@@ -512,11 +515,11 @@ export class FuseSession {
     const sink = this.#tableSink;
     if (sink === null || !this.#fs.lookupTable) return;
     this.#tablesUnderWay.add(parent);
-    let table: ReadonlyMap<string, TableEntry> | null;
+    let table: LookupTable | null;
     let entries: { nodeId: bigint; attr: Attr }[];
     try {
       table = await this.#fs.lookupTable(this.#inoOf(parent), maxNames);
-      entries = [...(table ?? new Map<string, TableEntry>()).values()].map(({ attr }) => ({ nodeId: this.#nodeIdOf(attr), attr }));
+      entries = [...(table?.entries.values() ?? [])].map(({ attr }) => ({ nodeId: this.#nodeIdOf(attr), attr }));
     } catch (error) {
       // The lookups themselves report what is wrong.
       table = null;
@@ -534,8 +537,14 @@ export class FuseSession {
     this.#tabledSubdirectories.set(parent, subdirectories);
     for (const subdirectory of subdirectories) this.#tabledParents.set(subdirectory, parent);
     const { entry, attr } = this.#timeouts;
-    const withoutXattrs = Uint8Array.from(table.values(), ({ xattrs }) => (xattrs ? 0 : 1));
-    sink.shareLookupTable(parent, [...table.keys()], encodeEntryOuts(entries, { entry, attr }), withoutXattrs);
+    const names = [...table.entries.keys()];
+    sink.shareLookupTable(parent, {
+      names,
+      entries: encodeEntryOuts(entries, { entry, attr }),
+      withoutXattrs: Uint8Array.from(table.entries.values(), ({ xattrs }) => (xattrs ? 0 : 1)),
+      symlinks: Array.from(table.entries.values(), ({ symlink }) => symlink ?? null),
+      listing: this.#fs.opendir || table.listing === undefined ? null : sharedListing(names, entries, table.listing),
+    });
   }
 
   async #openDirectory(unique: bigint, ino: bigint, opendir: NonNullable<ReadOnlyFilesystem['opendir']>): Promise<Answer> {
@@ -641,6 +650,21 @@ export class FuseSession {
       return false;
     }
   }
+}
+
+/** `listing` as the reader pages it out; null unless it is "." and ".." and then names of the table, as the table has them. */
+function sharedListing(names: readonly string[], entries: readonly { attr: Attr }[], listing: readonly DirEntry[]): SharedLookupTable['listing'] {
+  const [dot, dotDot] = listing;
+  if (dot?.name !== '.' || dotDot?.name !== '..') return null;
+  const indexOf = new Map(names.map((name, index) => [name, index]));
+  const indexes = new Int32Array(listing.length - 2);
+  for (let i = 2; i < listing.length; i++) {
+    const { name, attr } = listing[i]!;
+    const index = indexOf.get(name);
+    if (index === undefined || entries[index]!.attr.ino !== attr.ino) return null;
+    indexes[i - 2] = index;
+  }
+  return { dots: BigUint64Array.of(dot.attr.ino, dotDot.attr.ino), indexes };
 }
 
 function reply(payload: Buffer): Answer {
