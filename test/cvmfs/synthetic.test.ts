@@ -178,6 +178,27 @@ describe('synthetic repository', () => {
     }
   });
 
+  test('asked for a cached local file only, nothing is fetched or put together', async () => {
+    const fresh = await openOver('http');
+    try {
+      const requests = async () => (await nginx.accessLog()).length;
+      const path = Object.keys(synthetic.files).find((file) => file !== synthetic.chunkedPath && synthetic.files[file]!.length > 0)!;
+      const before = await requests();
+      assert.equal(await fresh.localFile(path, { cachedOnly: true }), null);
+      assert.equal(await fresh.localFile(synthetic.chunkedPath, { cachedOnly: true }), null);
+      assert.equal(await requests(), before, 'nothing fetched');
+      const fetched = await fresh.localFile(path);
+      assert.equal(await fresh.localFile(path, { cachedOnly: true }), fetched);
+      // All chunks cached, but not put together yet: that is left to an open.
+      await fresh.readFile(synthetic.chunkedPath);
+      assert.equal(await fresh.localFile(synthetic.chunkedPath, { cachedOnly: true }), null);
+      const whole = await fresh.localFile(synthetic.chunkedPath);
+      assert.equal(await fresh.localFile(synthetic.chunkedPath, { cachedOnly: true }), whole);
+    } finally {
+      fresh.close();
+    }
+  });
+
   test('a damaged chunk fails only the reads that need it, and never returns its bytes', async () => {
     const damaged = await makeTempDir('synthetic-damaged');
     try {

@@ -344,6 +344,23 @@ test('passthrough: files with backing files are read, mapped and run by the kern
   assert.equal(fs.bytesRead.get(big), undefined);
 });
 
+test('passthrough: a directory\'s table brings the backing files of its cached files, so the reader answers even their first OPEN', async (t) => {
+  const lines = captureLog(t);
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  fs.file('d/cached.txt', 'cached\n');
+  fs.file('d/not-cached.txt', 'not cached\n');
+  const { mountpoint } = await mountForTest(t, await withBackingFiles(t, fs, ['d/cached.txt']));
+  await run('stat', [path.join(mountpoint, 'd')]);
+  const cached = fs.attrOf('d/cached.txt').ino;
+  await pollUntil(async () => lines.some((line) => new RegExp(`^fuse: node ${cached} has backing file \\d+, registered ahead$`).test(line)), 5000, () => lines.join('\n'));
+  assert.equal((await run('cat', [path.join(mountpoint, 'd/cached.txt'), path.join(mountpoint, 'd/not-cached.txt')])).stdout, 'cached\nnot cached\n');
+  await pollUntil(async () => lines.some((line) => new RegExp(`^fuse: OPEN on node ${cached}: passthrough to backing file \\d+, answered by the reader$`).test(line)), 5000, () => lines.join('\n'));
+  assert.ok(!lines.some((line) => line.startsWith(`fuse: OPEN on node ${cached}: answered in`)), 'its first OPEN did not reach the main thread');
+  assert.equal(fs.bytesRead.get(cached), undefined);
+  assert.equal(fs.bytesRead.get(fs.attrOf('d/not-cached.txt').ino), 11, 'one without a backing file is read through the server');
+});
+
 test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {
   // A PATH with mount and umount but no perl, while the mount starts.
   const bin = await mkdtemp(path.join(tmpdir(), 'fuse-no-perl-'));

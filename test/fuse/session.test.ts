@@ -788,6 +788,60 @@ test('passthrough: the reader is given each backing id before its OPEN is answer
   assert.deepEqual(registry.closed, [7]);
 });
 
+test('passthrough: a table has the backing files of its cached files registered ahead, for the reader to answer their first OPENs', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  fs.dir('d');
+  for (const file of ['cached', 'not-cached', 'late', 'empty']) fs.file(`d/${file}`, file === 'empty' ? '' : file);
+  fs.symlink('d/link', 'cached');
+  fs.dir('d/sub');
+  const ino = (file: string) => fs.attrOf(`d/${file}`).ino;
+  const asked: string[] = [];
+  const late = Promise.withResolvers<void>();
+  const backingFile = async (node: bigint, options?: { cachedOnly?: boolean }) => {
+    const file = ['cached', 'not-cached', 'late', 'empty'].find((entry) => ino(entry) === node)!;
+    asked.push(`${file}${options?.cachedOnly ? ' if cached' : ''}`);
+    if (file === 'late') await late.promise;
+    return file === 'not-cached' && options?.cachedOnly ? null : `/cache/${file}`;
+  };
+  const registry = fakeRegistry();
+  const session = await harness(t, { ...essentials(fs), lookupTable: fs.lookupTable.bind(fs), backingFile, forgetInode: fs.forgetInode.bind(fs) }, registry);
+  const shares: string[] = [];
+  session.fuse.shareBackingFilesWith({
+    shareBackingFile: (node, id) => void shares.push(`share ${node} ${id}`),
+    unshareBackingFile: (node, id) => void shares.push(`unshare ${node} ${id}`),
+  });
+  session.fuse.shareLookupTablesWith({ shareLookupTable: () => {} });
+  await initWithPassthrough(session);
+
+  // Finding d is enough for its table; its non-empty files are asked for, if cached.
+  session.send(OPCODE.LOOKUP, 1n, name('d'));
+  await session.reply();
+  assert.deepEqual(asked.toSorted(), ['cached if cached', 'late if cached', 'not-cached if cached']);
+  assert.deepEqual(registry.opened, ['/cache/cached']);
+  assert.deepEqual(shares, [`share ${ino('cached')} 7`], 'the reader answers its OPENs');
+
+  // An OPEN that reaches this thread gets the id registered ahead; one of a file not cached fetches it.
+  session.send(OPCODE.OPEN, ino('cached'), u32s(constants.O_RDONLY, 0));
+  assert.deepEqual(openOut(await session.reply()), [0n, OPEN_FLAG.PASSTHROUGH, 7]);
+  session.send(OPCODE.OPEN, ino('not-cached'), u32s(constants.O_RDONLY, 0));
+  assert.deepEqual(openOut(await session.reply()), [0n, OPEN_FLAG.PASSTHROUGH, 8]);
+  assert.equal(asked.at(-1), 'not-cached');
+  assert.deepEqual(registry.opened, ['/cache/cached', '/cache/not-cached']);
+
+  // A registration that completes once the table and the kernel let go of the inode is undone.
+  session.fuse.readerEvents.dropped(fs.attrOf('d').ino);
+  assert.ok(fs.forgotten.includes(ino('late')));
+  assert.deepEqual(shares.slice(-2).toSorted(), [`unshare ${ino('cached')} 7`, `unshare ${ino('not-cached')} 8`], 'nothing holds them: the reader lets go first');
+  late.resolve();
+  await session.replies();
+  assert.equal(registry.opened.at(-1), '/cache/late');
+  assert.deepEqual(registry.closed, [9], 'late, at once');
+  assert.ok(!shares.some((line) => line.startsWith(`share ${ino('late')}`)));
+  session.fuse.readerEvents.unshared(7);
+  session.fuse.readerEvents.unshared(8);
+  assert.deepEqual(registry.closed, [9, 7, 8]);
+});
+
 test('passthrough: a filesystem with per-open state keeps every OPEN to itself', async (t) => {
   const fs = sampleTree();
   const session = await harness(t, { ...essentials(fs), open: async () => 5n, release: async () => {}, backingFile: async () => '/cache/file' }, fakeRegistry());

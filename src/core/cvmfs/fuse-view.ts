@@ -159,9 +159,9 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
     return this.call(`read ${entry.path}`, () => this.repository.readInto(entry, offset, target));
   }
 
-  async backingFile(ino: bigint): Promise<string | null> {
+  async backingFile(ino: bigint, options: { cachedOnly?: boolean } = {}): Promise<string | null> {
     const entry = this.entry(ino);
-    return this.call(`open ${entry.path}`, () => this.repository.localFile(entry));
+    return this.call(`open ${entry.path}`, () => this.repository.localFile(entry, options));
   }
 
   async readdir(ino: bigint): Promise<readonly DirEntry[]> {

@@ -42,15 +42,20 @@ export class ObjectFetcher {
   }
 
   async cachedPath(hash: ContentHash, suffix: ObjectSuffix, compression: Compression): Promise<string> {
-    const key = formatContentHash(hash);
-    const cached = await this.#cache.find(key);
+    const cached = await this.findCached(hash);
     if (cached !== null) return cached;
+    const key = formatContentHash(hash);
     let download = this.#inFlight.get(key);
     if (download === undefined) {
       download = this.#download(key, hash, suffix, compression).finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, download);
     }
     return download;
+  }
+
+  /** The object's path in the cache, or null when it is not there (nothing is fetched). */
+  findCached(hash: ContentHash): Promise<string | null> {
+    return this.#cache.find(formatContentHash(hash));
   }
 
   /** An unhashed repository file (manifest, whitelist), whole; its signature is checked by the caller. */

@@ -234,15 +234,22 @@ export class Repository {
    * object, fetched if need be, or for a chunked file one put together from its chunks (kept in
    * the cache like an object) once they are all cached. Null for an empty file, and for a chunked
    * one with chunks not fetched yet: fetching all of a big file to read a little of it would undo
-   * what chunking is for.
+   * what chunking is for. With `cachedOnly`, only a file that is there already: null rather than
+   * fetching or putting together anything.
    */
-  async localFile(target: string | Entry): Promise<string | null> {
+  async localFile(target: string | Entry, options: { cachedOnly?: boolean } = {}): Promise<string | null> {
     const entry = await this.#readableFile(target, 0, 0);
     if (entry.size === 0) return null;
     const contentHash = entry.contentHash;
+    const cachedOnly = options.cachedOnly === true;
     if (contentHash === null && !entry.chunked) throw new CvmfsError('bad-catalog', `${entry.path} is a non-empty file without a content hash`);
     const sizeOf = async (): Promise<{ path: string; size: number } | null> => {
-      const path = contentHash === null || entry.chunked ? await this.#assembled(entry) : await this.#fetcher.cachedPath(contentHash, '', entry.compression);
+      const path =
+        contentHash === null || entry.chunked
+          ? await this.#assembled(entry, !cachedOnly)
+          : cachedOnly
+            ? await this.#fetcher.findCached(contentHash)
+            : await this.#fetcher.cachedPath(contentHash, '', entry.compression);
       return path === null ? null : { path, size: statSync(path).size };
     };
     // Evicted from the cache between lookup and stat: fetched again.
@@ -276,12 +283,13 @@ export class Repository {
    * The cached whole of chunked file `entry`, put together from its chunks the first time they
    * are all cached; null until then. Its name derives from the chunk list (a chunked file need
    * not have a content hash of its own), which names the content as well as a hash of it would:
-   * every chunk is named by its hash.
+   * every chunk is named by its hash. Without `assemble`, only one put together before.
    */
-  async #assembled(entry: Entry): Promise<string | null> {
+  async #assembled(entry: Entry, assemble: boolean): Promise<string | null> {
     const chunks = await this.#chunksCovering(entry, 0, entry.size);
     const list = chunks.map((chunk) => `${chunk.offset} ${chunk.size} ${formatContentHash(chunk.hash)}`).join('\n');
     const key = `${createHash('sha1').update(list).digest('hex')}${ASSEMBLED_KEY_SUFFIX}`;
+    if (!assemble) return this.#cache.find(key);
     let assembling = this.#assembling.get(key);
     if (assembling === undefined) {
       assembling = this.#assemble(entry, key, chunks).finally(() => this.#assembling.delete(key));

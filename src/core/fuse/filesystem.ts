@@ -100,10 +100,11 @@ export interface ReadOnlyFilesystem {
   release?(ino: bigint, handle: bigint): Promise<void>;
   /**
    * A local file holding exactly the bytes of regular file `ino`, made ready (fetched) if need
-   * be, or null when it has none. Where the kernel supports passthrough, opens of the file are
-   * then served from it by the kernel itself, without read() here; a failure fails the open.
+   * be, or null when it has none; with `cachedOnly`, only one that is ready already (null rather
+   * than fetching anything). Where the kernel supports passthrough, opens of the file are then
+   * served from it by the kernel itself, without read() here; a failure fails the open.
    */
-  backingFile?(ino: bigint): Promise<string | null>;
+  backingFile?(ino: bigint, options?: { cachedOnly?: boolean }): Promise<string | null>;
   /**
    * A handle passed to readdir and releasedir. Absent, the kernel reads directories without
    * opening them here, and readdir gets handle 0n.

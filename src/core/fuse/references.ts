@@ -20,6 +20,11 @@ export class InodeReferences {
     this.#counts.set(ino, (this.#counts.get(ino) ?? 0n) + count);
   }
 
+  /** Whether anything holds `ino` (always for the root). */
+  holds(ino: bigint): boolean {
+    return ino === this.#rootIno || this.#counts.has(ino);
+  }
+
   drop(ino: bigint, count = 1n): void {
     const held = this.#counts.get(ino);
     if (held === undefined) return;

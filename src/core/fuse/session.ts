@@ -123,6 +123,9 @@ const MAX_COUNTED_DIRECTORIES = 10_000;
 // container's start finds a few directories at the root of each layer (etc, usr, lib…), which
 // is no walk: building the tables of all the others then only took CPU time from the start.
 const SIBLINGS_BEFORE_PREFETCH = 8;
+// Tables up to this size have the backing files of their cached files registered as they go to
+// the reader (a bigger directory would cost more registering than its opens would save).
+const MAX_NAMES_REGISTERED_AHEAD = 1024;
 
 /** Where lookup tables go: the device reader, which answers lookups from them. */
 export type LookupTableSink = Pick<DeviceReader, 'shareLookupTable'>;
@@ -496,7 +499,7 @@ export class FuseSession {
       // Between requests: what the kernel waits for comes first.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.#ended) return;
-      if (!this.#tables.has(directory) && !this.#tablesUnderWay.has(directory)) await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP);
+      if (!this.#tables.has(directory) && !this.#tablesUnderWay.has(directory)) await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP, false);
     }
   }
 
@@ -510,8 +513,11 @@ export class FuseSession {
     void this.#shareTable(parent, Math.min(count * TABLE_NAMES_PER_LOOKUP, MAX_TABLE_NAMES));
   }
 
-  /** Builds the table of `parent` if it has at most `maxNames` names, and gives it to the reader. */
-  async #shareTable(parent: bigint, maxNames: number): Promise<void> {
+  /**
+   * Builds the table of `parent` if it has at most `maxNames` names, and gives it to the reader;
+   * with `registerAhead` (not for a walk's tables), with the backing files of its cached files.
+   */
+  async #shareTable(parent: bigint, maxNames: number, registerAhead = true): Promise<void> {
     const sink = this.#tableSink;
     if (sink === null || !this.#fs.lookupTable) return;
     this.#tablesUnderWay.add(parent);
@@ -545,6 +551,36 @@ export class FuseSession {
       symlinks: Array.from(table.entries.values(), ({ symlink }) => symlink ?? null),
       listing: this.#fs.opendir || table.listing === undefined ? null : sharedListing(names, entries, table.listing),
     });
+    if (registerAhead && entries.length <= MAX_NAMES_REGISTERED_AHEAD) {
+      for (const { attr } of entries) if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.REGULAR && attr.size > 0) void this.#registerAhead(attr.ino);
+    }
+  }
+
+  /**
+   * Registers the backing file of `ino` if it is cached already, and gives it to the reader, so
+   * that the file's first OPEN is answered there too: a program that looks into a directory
+   * often opens some of its files next, and an OPEN that comes here (and waits for the
+   * registrar) costs two hand-overs between threads. Nothing is fetched for it.
+   */
+  async #registerAhead(ino: bigint): Promise<void> {
+    const backingFiles = this.#backingFiles;
+    const sink = this.#backingFileSink;
+    if (backingFiles === null || !backingFiles.usable || sink === null || this.#backingIds.has(ino)) return;
+    let id = 0;
+    try {
+      const path = await this.#fs.backingFile!(ino, { cachedOnly: true });
+      if (path !== null) id = await backingFiles.open(path);
+    } catch (error) {
+      // Its OPEN will say what is wrong.
+      log.debug(`fuse: node ${ino} has no backing file registered ahead: ${describeError(error)}`);
+    }
+    if (id === 0) return;
+    // An OPEN registered it first, or the table and the kernel let go of the inode meanwhile.
+    if (this.#backingIds.has(ino) || !this.#references.holds(ino) || this.#ended) return backingFiles.close(id);
+    this.#backingIds.set(ino, Promise.resolve(id));
+    this.#sharedBackingIds.set(ino, id);
+    sink.shareBackingFile(ino, id);
+    log.debug(`fuse: node ${ino} has backing file ${id}, registered ahead`);
   }
 
   async #openDirectory(unique: bigint, ino: bigint, opendir: NonNullable<ReadOnlyFilesystem['opendir']>): Promise<Answer> {
