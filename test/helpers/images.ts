@@ -123,9 +123,12 @@ export function systemImage(): Promise<ImageArchive> {
 /**
  * busybox plus one layer per list of host paths (files or directories, copied with their
  * parents and attributes; symlinks stay symlinks), for benchmark images made of real programs.
+ * Files keep their mtimes, as in an image built by installing packages: Python takes a module's
+ * bytecode cache for stale when the source's mtime differs from the one it was compiled from,
+ * and would compile and write it again at every start.
  */
 export async function hostImage(tag: string, layerSources: readonly (readonly string[])[]): Promise<ImageArchive> {
-  const key = createHash('sha256').update(JSON.stringify([tag, layerSources])).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify([tag, layerSources, 'host mtimes'])).digest('hex').slice(0, 12);
   const path = await cached(`host-${key}.tar`, async (out, work) => {
     const layers = [await busyboxRootfsTar()];
     for (const sources of layerSources) {
@@ -134,7 +137,7 @@ export async function hostImage(tag: string, layerSources: readonly (readonly st
           // Through tar rather than cp --parents: parents such as /lib are symlinks on this host.
           const relative = [...new Set(sources.map((source) => source.replace(/^\/+/, '')))];
           await run('sh', ['-c', 'tar -C / -cf - "$@" | tar -C "$0" -xpf -', stage.root, ...relative]);
-        }),
+        }, { ownMtimes: true }),
       );
     }
     await writeDockerArchive(out, work, tag, layers);
