@@ -521,6 +521,7 @@ export class FuseSession {
     const sink = this.#tableSink;
     if (sink === null || !this.#fs.lookupTable) return;
     this.#tablesUnderWay.add(parent);
+    const started = performance.now();
     let table: LookupTable | null;
     let entries: { nodeId: bigint; attr: Attr }[];
     try {
@@ -551,6 +552,7 @@ export class FuseSession {
       symlinks: Array.from(table.entries.values(), ({ symlink }) => symlink ?? null),
       listing: this.#fs.opendir || table.listing === undefined ? null : sharedListing(names, entries, table.listing),
     });
+    log.debug(`fuse: the table of node ${parent} (${names.length} names) went to the reader, built in ${(performance.now() - started).toFixed(2)} ms`);
     if (registerAhead && entries.length <= MAX_NAMES_REGISTERED_AHEAD) {
       for (const { attr } of entries) if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.REGULAR && attr.size > 0) void this.#registerAhead(attr.ino);
     }
