@@ -842,6 +842,33 @@ test('passthrough: a table has the backing files of its cached files registered 
   assert.deepEqual(registry.closed, [9, 7, 8]);
 });
 
+test('tables built ahead for directories earlier mounts used come with their cached files; directories in use are those looked into', async (t) => {
+  const fs = new TabledMemoryFilesystem(500n);
+  for (const dir of ['a', 'b', 'c']) {
+    fs.dir(dir);
+    fs.file(`${dir}/file`, dir);
+  }
+  const registry = fakeRegistry();
+  const session = await harness(t, { ...essentials(fs), lookupTable: fs.lookupTable.bind(fs), backingFile: async (ino) => `/cache/${ino}`, forgetInode: fs.forgetInode.bind(fs) }, registry);
+  const shared: bigint[] = [];
+  session.fuse.shareLookupTablesWith({ shareLookupTable: (parent) => void shared.push(parent) });
+  session.fuse.shareBackingFilesWith({ shareBackingFile: () => {}, unshareBackingFile: () => {} });
+  await initWithPassthrough(session);
+  const ino = (path: string) => fs.attrOf(path).ino;
+
+  await session.fuse.buildTablesAhead([500n, ino('a'), ino('b')]);
+  await session.replies();
+  assert.deepEqual(shared, [1n, ino('a'), ino('b')], 'the root by its node id');
+  assert.deepEqual(registry.opened.toSorted(), [`/cache/${ino('a/file')}`, `/cache/${ino('b/file')}`]);
+  assert.deepEqual(session.fuse.directoriesInUse, [], 'nothing looked into them yet');
+
+  // b is found (by the reader, from the root's table) and c is looked into here: both in use, in that order.
+  session.fuse.readerEvents.answered([ino('b')], [ino('b')]);
+  session.send(OPCODE.LOOKUP, ino('c'), name('file'));
+  await session.replies();
+  assert.deepEqual(session.fuse.directoriesInUse, [ino('b'), ino('c')]);
+});
+
 test('passthrough: a filesystem with per-open state keeps every OPEN to itself', async (t) => {
   const fs = sampleTree();
   const session = await harness(t, { ...essentials(fs), open: async () => 5n, release: async () => {}, backingFile: async () => '/cache/file' }, fakeRegistry());

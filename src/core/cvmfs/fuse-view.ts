@@ -18,6 +18,8 @@ export const AUFS_META_PREFIX = '.wh..wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 export const CATALOG_MARKER = '.cvmfscatalog';
+// Directories whose paths tabledPath knows; a walk through a big tree makes tables of many more.
+const MAX_TABLED_PATHS = 4096;
 
 export interface FuseViewOptions {
   /** Present directories as image layers for overlay: whiteouts converted, catalog markers hidden. */
@@ -59,6 +61,8 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
   private readonly imageLayers: boolean;
   /** What each inode the kernel holds stands for; the server says when the kernel lets go. */
   private readonly entries = new Map<bigint, Entry>();
+  /** The path of each directory a lookup table was made of (the first ones), by ino. */
+  private readonly tabled = new Map<bigint, string>();
 
   private constructor(repository: Repository, root: Entry, options: FuseViewOptions) {
     this.repository = repository;
@@ -208,9 +212,22 @@ export class RepositoryFuseView implements ReadOnlyFilesystem {
       if (marker.name === CATALOG_MARKER || name.startsWith(WHITEOUT_PREFIX) || name === CATALOG_MARKER || entries.has(name)) continue;
       entries.set(name, { attr: this.whiteoutFor(marker, name, directory.path), xattrs: false });
     }
+    if (this.tabled.size < MAX_TABLED_PATHS) this.tabled.set(directory.inode, directory.path);
     // The server checks it against the table: a whiteout may share its name with an entry of the
     // same layer (which the listing shows twice) or with the catalog marker, and lookup finds only one.
     return { entries, listing: this.listing(directory, children.filter((child) => (child.flags & FLAGS.hidden) === 0)) };
+  }
+
+  /** The repository path of directory `ino`, if a lookup table was made of it. */
+  tabledPath(ino: bigint): string | undefined {
+    return this.tabled.get(ino);
+  }
+
+  /** The ino of the directory at repository path `path`, for the server (see FuseSession.buildTablesAhead). */
+  async directoryIno(path: string): Promise<bigint> {
+    const entry = await this.call(`lookup ${path}`, () => this.repository.lookup(path));
+    if (entry.type !== 'dir') throw new FuseError(errno.ENOTDIR, `${path} is not a directory`);
+    return this.remember(entry).ino;
   }
 
   private async isOpaque(directory: Entry): Promise<boolean> {

@@ -20,8 +20,9 @@
 // It also answers STATFS, which overlay asks of every layer it mounts, when the answer never
 // changes; RELEASE, sent on every close of a passthrough file, when opens keep no state; OPEN of a
 // file already registered for passthrough, with its backing id; and what the session never
-// supports (IOCTL; FLUSH and OPENDIR, once each per mount). A fresh mount's first requests come
-// one after another as a program starts, so each one kept off the main thread saves a hand-over.
+// supports (IOCTL; FLUSH, STATX and OPENDIR, about once each per mount). A fresh mount's first
+// requests come one after another as a program starts: each kept off the main thread saves a
+// hand-over between threads.
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { log } from '../log.ts';
 import { REQUEST_BUFFER_SIZE } from './protocol.ts';

@@ -50,6 +50,7 @@ export const OPCODE = {
   RENAME2: 45,
   COPY_FILE_RANGE: 47,
   TMPFILE: 51,
+  STATX: 52,
 } as const;
 
 /** Opcode → name, for log lines. */

@@ -46,6 +46,10 @@ export interface FuseServer {
   readonly closed: Promise<void>;
   /** Unmounts, or detaches the mount if files on it are still open (see `closed`). */
   unmount(): Promise<void>;
+  /** See FuseSession.buildTablesAhead. */
+  buildTablesAhead(directories: readonly bigint[]): Promise<void>;
+  /** See FuseSession.directoriesInUse. */
+  readonly directoriesInUse: readonly bigint[];
 }
 
 // Exiting with a mount up would hang: Node joins the device readers, which are blocked in
@@ -135,5 +139,13 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
     throw new Error(`FUSE mount at ${target} did not start: ${started === 'closed' ? 'the kernel ended the session' : `no INIT within ${initTimeoutMs} ms`}`);
   }
   if (options.readaheadKb !== undefined) await setReadahead(device, options.readaheadKb);
-  return { mountpoint: target, closed, unmount: () => unmount(target) };
+  return {
+    mountpoint: target,
+    closed,
+    unmount: () => unmount(target),
+    buildTablesAhead: (directories) => session.buildTablesAhead(directories),
+    get directoriesInUse() {
+      return session.directoriesInUse;
+    },
+  };
 }

@@ -126,6 +126,8 @@ const SIBLINGS_BEFORE_PREFETCH = 8;
 // Tables up to this size have the backing files of their cached files registered as they go to
 // the reader (a bigger directory would cost more registering than its opens would save).
 const MAX_NAMES_REGISTERED_AHEAD = 1024;
+// Directories in use a session reports at most (see directoriesInUse).
+const MAX_DIRECTORIES_IN_USE = 1024;
 
 /** Where lookup tables go: the device reader, which answers lookups from them. */
 export type LookupTableSink = Pick<DeviceReader, 'shareLookupTable'>;
@@ -163,6 +165,8 @@ export class FuseSession {
   #tableSink: LookupTableSink | null = null;
   /** Lookups answered here per directory node id that has no table with the reader. */
   readonly #lookupsWithoutTable = new Map<bigint, number>();
+  /** Directories looked into whose tables were built, for directoriesInUse. */
+  readonly #directoriesInUse = new Set<bigint>();
   /** Directories whose table is being built. */
   readonly #tablesUnderWay = new Set<bigint>();
   /** Directories with a table at the reader, and the inos that table holds. */
@@ -224,8 +228,9 @@ export class FuseSession {
       // A passthrough open sends RELEASE on every close.
       releaseIsStateless: !this.#fs.release,
       // What #answer refuses whatever the node: IOCTL (sent on every copy-up from a lower layer),
-      // and FLUSH and OPENDIR, which the kernel stops sending after their first ENOSYS.
-      unsupported: new Map([OPCODE.IOCTL, OPCODE.FLUSH, ...(this.#fs.opendir ? [] : [OPCODE.OPENDIR])].map((opcode) => [opcode, OPCODE_NAMES.get(opcode)!])),
+      // and FLUSH, STATX and OPENDIR, which the kernel stops sending after their first ENOSYS
+      // (several may be on their way by then).
+      unsupported: new Map([OPCODE.IOCTL, OPCODE.FLUSH, OPCODE.STATX, ...(this.#fs.opendir ? [] : [OPCODE.OPENDIR])].map((opcode) => [opcode, OPCODE_NAMES.get(opcode)!])),
       debug: log.level >= LogLevels.debug,
     };
   }
@@ -483,6 +488,7 @@ export class FuseSession {
 
   /** A lookup found `directory`: likely looked into next, and maybe one of siblings walked through. */
   #directoryFound(directory: bigint): void {
+    if (this.#tables.has(directory)) this.#noteInUse(directory);
     this.#countLookup(directory);
     const parent = this.#tabledParents.get(directory);
     if (parent === undefined) return;
@@ -491,16 +497,41 @@ export class FuseSession {
     if (found !== SIBLINGS_BEFORE_PREFETCH) return;
     const subdirectories = this.#tabledSubdirectories.get(parent) ?? [];
     log.debug(`fuse: ${found} subdirectories of node ${parent} found: building the tables of its ${subdirectories.length} ahead`);
-    void this.#prefetchTables(subdirectories);
+    void this.#buildTablesAhead(subdirectories, TABLE_NAMES_PER_LOOKUP, 'walk');
   }
 
-  async #prefetchTables(directories: readonly bigint[]): Promise<void> {
+  /**
+   * Builds the tables of `directories` (inos) before anything looks into them, one at a time
+   * between requests: directories that earlier mounts of the same filesystem looked into, which
+   * a program started again looks into again, in the same order. Each with at most 1024 names.
+   */
+  buildTablesAhead(directories: readonly bigint[]): Promise<void> {
+    return this.#buildTablesAhead(
+      directories.map((ino) => (ino === this.#rootIno ? ROOT_NODE_ID : ino)),
+      MAX_NAMES_REGISTERED_AHEAD,
+      'earlier',
+    );
+  }
+
+  async #buildTablesAhead(directories: readonly bigint[], maxNames: number, why: 'walk' | 'earlier'): Promise<void> {
     for (const directory of directories) {
       // Between requests: what the kernel waits for comes first.
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.#ended) return;
-      if (!this.#tables.has(directory) && !this.#tablesUnderWay.has(directory)) await this.#shareTable(directory, TABLE_NAMES_PER_LOOKUP, false);
+      if (!this.#tables.has(directory) && !this.#tablesUnderWay.has(directory)) await this.#shareTable(directory, maxNames, why);
     }
+  }
+
+  /**
+   * The directories (inos) looked into since the mount, whose tables were built (or found
+   * built), in that order: what buildTablesAhead of a later mount may be given.
+   */
+  get directoriesInUse(): readonly bigint[] {
+    return [...this.#directoriesInUse].map((nodeId) => this.#inoOf(nodeId));
+  }
+
+  #noteInUse(directory: bigint): void {
+    if (this.#directoriesInUse.size < MAX_DIRECTORIES_IN_USE) this.#directoriesInUse.add(directory);
   }
 
   #countLookup(parent: bigint): void {
@@ -510,17 +541,20 @@ export class FuseSession {
     this.#lookupsWithoutTable.set(parent, count);
     // Checks at powers of two.
     if ((count & (count - 1)) !== 0 || this.#tablesUnderWay.has(parent)) return;
-    void this.#shareTable(parent, Math.min(count * TABLE_NAMES_PER_LOOKUP, MAX_TABLE_NAMES));
+    void this.#shareTable(parent, Math.min(count * TABLE_NAMES_PER_LOOKUP, MAX_TABLE_NAMES), 'asked');
   }
 
   /**
-   * Builds the table of `parent` if it has at most `maxNames` names, and gives it to the reader;
-   * with `registerAhead` (not for a walk's tables), with the backing files of its cached files.
+   * Builds the table of `parent` if it has at most `maxNames` names, and gives it to the reader:
+   * as lookups there `asked`, as part of a `walk` (see SIBLINGS_BEFORE_PREFETCH), or as one that
+   * `earlier` mounts used. All but a walk's come with the backing files of their cached files.
    */
-  async #shareTable(parent: bigint, maxNames: number, registerAhead = true): Promise<void> {
+  async #shareTable(parent: bigint, maxNames: number, why: 'asked' | 'walk' | 'earlier'): Promise<void> {
     const sink = this.#tableSink;
     if (sink === null || !this.#fs.lookupTable) return;
     this.#tablesUnderWay.add(parent);
+    // In the order they were looked into.
+    if (why === 'asked') this.#noteInUse(parent);
     const started = performance.now();
     let table: LookupTable | null;
     let entries: { nodeId: bigint; attr: Attr }[];
@@ -553,7 +587,7 @@ export class FuseSession {
       listing: this.#fs.opendir || table.listing === undefined ? null : sharedListing(names, entries, table.listing),
     });
     log.debug(`fuse: the table of node ${parent} (${names.length} names) went to the reader, built in ${(performance.now() - started).toFixed(2)} ms`);
-    if (registerAhead && entries.length <= MAX_NAMES_REGISTERED_AHEAD) {
+    if (why !== 'walk' && entries.length <= MAX_NAMES_REGISTERED_AHEAD) {
       for (const { attr } of entries) if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.REGULAR && attr.size > 0) void this.#registerAhead(attr.ino);
     }
   }
