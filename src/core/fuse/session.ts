@@ -124,7 +124,8 @@ const MAX_COUNTED_DIRECTORIES = 10_000;
 // is no walk: building the tables of all the others then only took CPU time from the start.
 const SIBLINGS_BEFORE_PREFETCH = 8;
 // Tables up to this size have the backing files of their cached files registered as they go to
-// the reader (a bigger directory would cost more registering than its opens would save).
+// the reader (a bigger directory would cost more registering than its opens would save); the
+// directories earlier mounts used get tables up to this size before anything asks.
 const MAX_NAMES_REGISTERED_AHEAD = 1024;
 // Directories in use a session reports at most (see directoriesInUse).
 const MAX_DIRECTORIES_IN_USE = 1024;
