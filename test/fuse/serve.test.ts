@@ -301,6 +301,11 @@ async function withBackingFiles(t: TestContext, fs: MemoryFilesystem, names: rea
   return openless(fs, { backingFile: async (ino) => backing.get(ino) ?? null });
 }
 
+/** Waits until one of `lines` (see captureLog) matches `pattern`: the reader's lines reach the log a moment after its answers. */
+function untilLogged(lines: readonly string[], pattern: RegExp): Promise<void> {
+  return pollUntil(async () => lines.some((line) => pattern.test(line)), 5000, () => lines.join('\n'));
+}
+
 /** Log lines from now until the test ends, with debug ones. */
 function captureLog(t: TestContext): string[] {
   const lines: string[] = [];
@@ -328,7 +333,7 @@ test('passthrough: files with backing files are read, mapped and run by the kern
   for (const name of ['big.bin', 'hard/a', 'busybox']) assert.equal(fs.bytesRead.get(fs.attrOf(name).ino), undefined, `${name} was not read through the server`);
   assert.equal(fs.bytesRead.get(fs.attrOf('hello.txt').ino), 13);
   // Each close sends RELEASE, which needs no more than its reply here.
-  await pollUntil(async () => lines.some((line) => /^fuse: RELEASE on node \d+: answered by the reader$/.test(line)), 5000, () => lines.join('\n'));
+  await untilLogged(lines, /^fuse: RELEASE on node \d+: answered by the reader$/);
   assert.ok(!lines.some((line) => /^fuse: RELEASE on node \d+: answered in/.test(line)));
   // Opened again: the reader answers with the backing file registered the first time.
   const big = fs.attrOf('big.bin').ino;
@@ -353,9 +358,9 @@ test('passthrough: a directory\'s table brings the backing files of its cached f
   const { mountpoint } = await mountForTest(t, await withBackingFiles(t, fs, ['d/cached.txt']));
   await run('stat', [path.join(mountpoint, 'd')]);
   const cached = fs.attrOf('d/cached.txt').ino;
-  await pollUntil(async () => lines.some((line) => new RegExp(`^fuse: node ${cached} has backing file \\d+, registered ahead$`).test(line)), 5000, () => lines.join('\n'));
+  await untilLogged(lines, new RegExp(`^fuse: node ${cached} has backing file \\d+, registered ahead$`));
   assert.equal((await run('cat', [path.join(mountpoint, 'd/cached.txt'), path.join(mountpoint, 'd/not-cached.txt')])).stdout, 'cached\nnot cached\n');
-  await pollUntil(async () => lines.some((line) => new RegExp(`^fuse: OPEN on node ${cached}: passthrough to backing file \\d+, answered by the reader$`).test(line)), 5000, () => lines.join('\n'));
+  await untilLogged(lines, new RegExp(`^fuse: OPEN on node ${cached}: passthrough to backing file \\d+, answered by the reader$`));
   assert.ok(!lines.some((line) => line.startsWith(`fuse: OPEN on node ${cached}: answered in`)), 'its first OPEN did not reach the main thread');
   assert.equal(fs.bytesRead.get(cached), undefined);
   assert.equal(fs.bytesRead.get(fs.attrOf('d/not-cached.txt').ino), 11, 'one without a backing file is read through the server');
@@ -478,12 +483,10 @@ test('the device reader answers listings, symlink targets, FLUSH and OPENDIR of 
   assert.equal((await run('readlink', [path.join(d, 'link')])).stdout, 'a-file-with-a-name-long-enough-to-fill-pages-7\n');
   assert.equal((await run('cat', [path.join(d, 'link')])).stdout, '7\n');
   assert.equal(fs.calls.get('readlink') ?? 0, 0, 'no readlink reached the filesystem');
-  // The reader's lines reach the log through the main thread, a moment after its answers. (Building
-  // a table of this filesystem calls its readdir: the log says what reached the main thread.)
-  const logged = (pattern: RegExp) => pollUntil(async () => lines.some((line) => pattern.test(line)), 5000, () => lines.join('\n'));
-  await logged(/^fuse: READDIR(PLUS)? on node \d+: \d+ bytes, from its table$/);
-  await logged(/^fuse: OPENDIR on node \d+: not supported, answered by the reader$/);
-  await logged(/^fuse: FLUSH on node \d+: not supported, answered by the reader$/);
+  // Building a table of this filesystem calls its readdir: the log says what reached the main thread.
+  await untilLogged(lines, /^fuse: READDIR(PLUS)? on node \d+: \d+ bytes, from its table$/);
+  await untilLogged(lines, /^fuse: OPENDIR on node \d+: not supported, answered by the reader$/);
+  await untilLogged(lines, /^fuse: FLUSH on node \d+: not supported, answered by the reader$/);
   assert.ok(!lines.some((line) => /^fuse: (READDIR|READDIRPLUS|READLINK|OPENDIR|FLUSH) on node \d+: (answered in|errno)/.test(line)), 'none reached the main thread');
 });
 

@@ -587,7 +587,7 @@ export class FuseSession {
       symlinks: Array.from(table.entries.values(), ({ symlink }) => symlink ?? null),
       listing: this.#fs.opendir || table.listing === undefined ? null : sharedListing(names, entries, table.listing),
     });
-    log.debug(`fuse: the table of node ${parent} (${names.length} names) went to the reader, built in ${(performance.now() - started).toFixed(2)} ms`);
+    if (log.level >= LogLevels.debug) log.debug(`fuse: the table of node ${parent} (${names.length} names) went to the reader, built in ${(performance.now() - started).toFixed(2)} ms`);
     if (why !== 'walk' && entries.length <= MAX_NAMES_REGISTERED_AHEAD) {
       for (const { attr } of entries) if ((attr.mode & FILE_TYPE.MASK) === FILE_TYPE.REGULAR && attr.size > 0) void this.#registerAhead(attr.ino);
     }
@@ -617,7 +617,7 @@ export class FuseSession {
     this.#backingIds.set(ino, Promise.resolve(id));
     this.#sharedBackingIds.set(ino, id);
     sink.shareBackingFile(ino, id);
-    log.debug(`fuse: node ${ino} has backing file ${id}, registered ahead`);
+    if (log.level >= LogLevels.debug) log.debug(`fuse: node ${ino} has backing file ${id}, registered ahead`);
   }
 
   async #openDirectory(unique: bigint, ino: bigint, opendir: NonNullable<ReadOnlyFilesystem['opendir']>): Promise<Answer> {
