@@ -215,12 +215,12 @@ export class OverlayDriver {
       ? [`lowerdir=${lowers.join(':')}`, `upperdir=${id}/diff`, `workdir=${id}/work`]
       // Image layers are mounted read-only with their own diff as the top lower: dockerd only
       // reads them (docker save), and no upper dir means no clash with containers above them.
-      : ['ro', `lowerdir=${lowers.join(':')}`];
+      : [`lowerdir=${lowers.join(':')}`];
     const optionText = [...options, ...this.featureOptions].join(',');
     if (optionText.length >= PAGE_SIZE) {
       throw new Error(`layer ${id}: overlay mount options are ${optionText.length} bytes, over the kernel's limit of ${PAGE_SIZE - 1}`);
     }
-    await mountOverlay(optionText, store.mergedDir(id), store.home);
+    await mountOverlay(optionText, store.mergedDir(id), store.home, { readOnly: kind !== 'rw' });
   }
 
   async put(request: LayerRequest): Promise<void> {
@@ -311,6 +311,7 @@ export class OverlayDriver {
     this.heldRepositories.clear();
     await repositories.releaseAll();
     for (const mountPoint of await mountsBelow(store.home)) await unmount(mountPoint);
+    await store.deleted();
   }
 
   /** Checks the parent dockerd names is the layer's own, the only case overlay2 diffs natively. */

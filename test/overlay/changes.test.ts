@@ -60,7 +60,7 @@ async function mountImage(t: TestContext): Promise<Overlay> {
   ])), top);
   const lowers = [top, bottom];
   const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${upper}`, `workdir=${work}`, ...(await overlayFeatureOptions())].join(',');
-  await mountOverlay(options, merged, base);
+  await mountOverlay(options, merged, base, { readOnly: false });
   t.after(async () => {
     if (await isMountPoint(merged)) await unmount(merged);
   });

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CommandShell } from '../../src/core/fs/command-shell.ts';
+import { CommandShell, shDialect } from '../../src/core/fs/command-shell.ts';
 import { RunError } from '../../src/core/fs/run.ts';
 import { processCommandLines } from '../helpers/process.ts';
 
@@ -72,7 +72,7 @@ test('a shell that dies fails the command it was running, and the next command s
 });
 
 test('without the shell program, commands fail with what is missing', async () => {
-  const shell = new CommandShell({ shell: 'no-such-shell-here' });
+  const shell = new CommandShell({ dialect: shDialect('no-such-shell-here') });
   await assert.rejects(shell.run('true', []), /no-such-shell-here cannot run: .*ENOENT/);
 });
 
@@ -81,7 +81,7 @@ test('a shell prepared ahead runs the commands after it, and only one is started
   // A shell program of its own, so that its processes can be counted.
   const program = path.join(dir, 'counted-sh');
   await symlink('/bin/sh', program);
-  const shell = new CommandShell({ shell: program });
+  const shell = new CommandShell({ dialect: shDialect(program) });
   t.after(() => shell.close());
   shell.prepare();
   shell.prepare();
