@@ -14,6 +14,7 @@ import { isMountPoint, mountsBelow, unmount } from '../../src/core/fs/mounts.ts'
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { serveDriver, type DriverServer } from '../../src/driver/server.ts';
 import { describeTree, dir, entry, exists, file, makeTar, readArchive, run, symlink, tempDir } from '../overlay/fixtures.ts';
+import { pollUntil } from '../helpers/process.ts';
 import { collect, json, PluginClient } from './plugin-client.ts';
 import { refusingMounter } from './test-mounters.ts';
 
@@ -227,6 +228,8 @@ test('a container\'s life: load, create, Get/Put, Changes, DiffSize, GetMetadata
   await client.ok('GraphDriver.Remove', { ID: 'c1-init' });
   assert.deepEqual(await client.ok('GraphDriver.Exists', { ID: 'c1' }), { Exists: false });
   assert.equal(await exists(path.join(home, 'c1')), false);
+  // Their files are deleted after the answers, under a name that marks them as going.
+  await pollUntil(async () => (await fs.readdir(home)).every((name) => !name.startsWith('.')), 10_000, () => 'the files of the removed layers are deleted');
   const links = await fs.readdir(path.join(home, 'l'));
   assert.equal(links.length, 2, 'the short links of removed layers are gone');
   const status = await client.ok<{ Status: [string, string][] }>('GraphDriver.Status', {});
@@ -443,6 +446,20 @@ test('Remove of a mounted layer unmounts it and removes it', async (t) => {
   const again = await client.ok<{ Dir: string }>('GraphDriver.Get', { ID: 'c5' });
   assert.deepEqual(await fs.readdir(path.join(again.Dir, 'opt')), ['new']);
   await client.ok('GraphDriver.Put', { ID: 'c5' });
+});
+
+test('Cleanup returns once the files of removed layers are deleted', async (t) => {
+  const { client, home } = await initPlugin(t);
+  await loadImage(client);
+  await createContainer(client, 'c8', 'top');
+  const { Dir } = await client.ok<{ Dir: string }>('GraphDriver.Get', { ID: 'c8' });
+  await fs.mkdir(path.join(Dir, 'many'));
+  for (let i = 0; i < 2000; i++) await fs.writeFile(path.join(Dir, 'many', `f${i}`), 'x');
+  await client.ok('GraphDriver.Put', { ID: 'c8' });
+  await client.ok('GraphDriver.Remove', { ID: 'c8' });
+  await client.ok('GraphDriver.Remove', { ID: 'c8-init' });
+  await client.ok('GraphDriver.Cleanup', {});
+  assert.deepEqual((await fs.readdir(home)).filter((name) => name.startsWith('.')), []);
 });
 
 test('a Diff that fails after the tar has started cuts the connection, never ending a short tar cleanly', async (t) => {

@@ -3,6 +3,7 @@ import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync,
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mountsBelow, unmount } from '../fs/mounts.ts';
+import { log } from '../log.ts';
 
 // The on-disk layout of Docker's overlay2 driver: <home>/<id>/{diff,work,merged,link,lower}
 // and short links <home>/l/<link> -> ../<id>/diff. Lower chains name layers by those short
@@ -48,6 +49,8 @@ async function exists(p: string): Promise<boolean> {
 
 export class LayerStore {
   readonly home: string;
+  /** Removed layers' trees being deleted, one after another, after their Remove was answered. */
+  #deleting: Promise<void> = Promise.resolve();
 
   constructor(home: string) {
     this.home = home;
@@ -178,7 +181,14 @@ export class LayerStore {
     const doomed = path.join(this.home, `${STAGING_PREFIX}${id}-${crypto.randomBytes(4).toString('hex')}`);
     for (const mountPoint of await mountsBelow(dir)) await unmount(mountPoint);
     await fs.rename(dir, doomed);
-    await this.removeTree(doomed);
+    // Deleting the files can wait: dockerd waits for Remove (a `docker run --rm` returns only
+    // after it), and the layer is gone once renamed. A crash meanwhile leaves it to open().
+    this.#deleting = this.#deleting.then(() => this.removeTree(doomed)).catch((err: Error) => log.warn(`deleting the files of removed layer ${id}: ${err.message}; they go when the driver next starts`));
+  }
+
+  /** Resolves once the files of every layer removed so far are deleted. */
+  deleted(): Promise<void> {
+    return this.#deleting;
   }
 
   /**
