@@ -46,17 +46,19 @@ try {
   const archive = await image.archive();
   say(`sample image: ${archive.tag}, a Python interpreter from this host's files; its command: ${image.command.join(' ')}`);
   say('pushing it to a local registry, converting it with make-thin (publish layers + push the thin image), then');
-  process.stdout.write('   (a) a dockerd on overlay2 pulls and runs the regular image\n');
-  process.stdout.write('   (b) a dockerd on serve-driver pulls the thin image and runs it, cache empty\n');
-  process.stdout.write('   (c) the same again on a fresh dockerd, cache warm\n');
-  process.stdout.write('   (d) the regular image run again, already present\n');
+  process.stdout.write('   (a) docker run of the regular image on a dockerd using overlay2 (it pulls the image first)\n');
+  process.stdout.write('   (b) docker run of the thin image on a dockerd using serve-driver, cache empty\n');
+  process.stdout.write('   (c) the thin image removed and run again there, cache warm (median of 5)\n');
+  process.stdout.write('   (d) the regular image run again, already present (median of 5)\n');
+  process.stdout.write('   (e) the thin image, cache warm, on a dockerd and plugin started afresh (median of 3)\n');
   const results = await comparePull(image, { shape: { bitsPerSecond: 0, rttMs: 0 }, ownNamespace: false }, dir);
   say('what happened (registry and repository server on loopback)');
   const rows: Array<[string, keyof typeof results]> = [
-    ['(a) docker pull + run, overlay2', 'a'],
+    ['(a) regular image, pulled, overlay2', 'a'],
     ['(b) thin image, cold cache', 'b'],
     ['(c) thin image, warm cache', 'c'],
     ['(d) regular image present', 'd'],
+    ['(e) thin, warm, after a restart', 'e'],
   ];
   for (const [label, key] of rows) {
     const { seconds, bytes } = results[key];
