@@ -51,6 +51,7 @@ try {
   process.stdout.write('   (c) the thin image removed and run again there, cache warm (median of 5)\n');
   process.stdout.write('   (d) the regular image run again, already present (median of 5)\n');
   process.stdout.write('   (e) the thin image, cache warm, on a dockerd and plugin started afresh (median of 3)\n');
+  process.stdout.write('   (f) the regular image present, on a dockerd started afresh (median of 3)\n');
   const results = await comparePull(image, { shape: { bitsPerSecond: 0, rttMs: 0 }, ownNamespace: false }, dir);
   say('what happened (registry and repository server on loopback)');
   const rows: Array<[string, keyof typeof results]> = [
@@ -59,6 +60,7 @@ try {
     ['(c) thin image, warm cache', 'c'],
     ['(d) regular image present', 'd'],
     ['(e) thin, warm, after a restart', 'e'],
+    ['(f) regular, present, after a restart', 'f'],
   ];
   for (const [label, key] of rows) {
     const { seconds, bytes } = results[key];

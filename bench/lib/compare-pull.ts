@@ -20,7 +20,7 @@ export interface Measurement {
   bytes: number;
 }
 
-export type Case = 'a' | 'b' | 'c' | 'd' | 'e';
+export type Case = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
 
 // Runs of (c) and (d) whose median is reported (at least five, as the stargz CI takes), and of
 // (e), which starts a dockerd and a plugin for each.
@@ -90,6 +90,11 @@ export async function comparePull(image: BenchImage, link: LinkSetup, dir: strin
     results.a = { seconds: await timed(() => dockerRun(overlay, viaLink(regular))), bytes: transferred(links) - before };
     // The warm cases and (d) are medians: one run moves by ±30% on a busy host.
     results.d = { seconds: await medianOf(WARM_RUNS, () => timed(() => dockerRun(overlay, viaLink(regular)))), bytes: 0 };
+    // (f): the same on a dockerd started afresh, the floor for (e).
+    results.f = { seconds: await medianOf(RESTART_RUNS, async () => {
+      await overlay.restart();
+      return timed(() => dockerRun(overlay, viaLink(regular)));
+    }), bytes: 0 };
 
     const cache = join(dir, `cache-${image.name}-${Date.now()}`);
     const thin = viaLink(`${setupLink.address}/bench/${image.name}:thin`);
