@@ -63,5 +63,6 @@ export function selectRepositoryClients(choice: string, access: RepositoryAccess
     // Both clients' mounts are FUSE mounts, probed and unmounted alike.
     unmount: unmountRepository,
     isAlive: (target) => isServed(target),
+    usedBefore: async () => (await (embedded.usedBefore?.() ?? [])).filter((repository) => clientOf(repository) === embedded),
   };
 }

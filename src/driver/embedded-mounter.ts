@@ -1,5 +1,6 @@
 import sea from 'node:sea';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { repositoriesWithDirectoriesInUse } from '../core/cvmfs/directories-in-use.ts';
 import { isMounted, isServed } from '../core/fuse/mount.ts';
 import { LogLevels } from 'consola';
 import { log } from '../core/log.ts';
@@ -79,5 +80,7 @@ export function embeddedMounter(access: RepositoryAccess, logDir: string, option
     },
     unmount: unmountRepository,
     isAlive: (target) => isServed(target),
+    // Each mount keeps the directories it looked into, per repository (directories-in-use.ts).
+    usedBefore: () => repositoriesWithDirectoriesInUse(access.cacheDir),
   };
 }

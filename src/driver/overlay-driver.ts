@@ -21,6 +21,8 @@ import { WhiteoutLayers } from './whiteout-layers.ts';
 // state on disk so that a restarted plugin (which dockerd never re-initialises) carries on.
 
 const PAGE_SIZE = 4096;
+/** At most this many repositories are mounted when the driver starts (see mountUsedBefore). */
+const REPOSITORIES_MOUNTED_AT_START = 4;
 
 // dockerd Puts a container's layer once it has created the container and Gets it again to start
 // it, a few milliseconds later; it Puts the init layer and Removes it after the container ran.
@@ -124,6 +126,24 @@ export class OverlayDriver {
         this.heldRepositories.set(id, held);
       }
     }
+    await this.mountUsedBefore(thin, repositories);
+  }
+
+  /**
+   * Mounts ahead, for the idle period, the repositories this host's mounts used most recently:
+   * a driver that starts (with the host, or after an upgrade) is often asked for their images
+   * again right away, by restart policies or the next job, and the first container of a thin
+   * image otherwise waits for its repository's mount and lookup tables.
+   */
+  private async mountUsedBefore(thin: ThinLayers, repositories: RepositoryMounts): Promise<void> {
+    const used = (await this.thinSupport.mounter.usedBefore?.().catch((error: Error) => {
+      log.warn(`cannot tell which repositories were used here before: ${error.message}`);
+      return [];
+    })) ?? [];
+    const wanted = used.filter((repository) => thin.allows(repository)).slice(0, REPOSITORIES_MOUNTED_AT_START);
+    if (wanted.length === 0) return;
+    log.info(`mounting ahead of use the repositories used here most recently: ${wanted.join(', ')}`);
+    for (const repository of wanted) repositories.prepare(new Map([[repository, []]]), async () => {});
   }
 
   private parts(): Started {

@@ -26,6 +26,8 @@ export interface RepositoryMounter {
   unmount(target: string): Promise<void>;
   /** Whether the mount at `target` still answers (a killed server leaves a dead one); changes nothing. */
   isAlive(target: string): Promise<boolean>;
+  /** Repositories this client's mounts on this host used before, the most recent first; absent where it keeps no record. */
+  usedBefore?(): Promise<string[]>;
 }
 
 export const REPOSITORY_MOUNT_DIR = 'cvmfs';

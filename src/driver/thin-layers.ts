@@ -118,11 +118,16 @@ export class ThinLayers {
     return needs;
   }
 
+  /** Whether thin layers may read from `repository`. */
+  allows(repository: string): boolean {
+    return this.allowed?.has(repository) ?? true;
+  }
+
   /** The descriptor's layers, base first, as repository and path inside it; refuses repositories not allowed. */
   private repositoryLayers(id: string, descriptor: ThinDescriptor): Array<{ repository: string; inside: string }> {
     return descriptor.layers.map((layer) => {
       const { repository, path: inside } = parseCvmfsUrl(layer.url);
-      if (this.allowed && !this.allowed.has(repository)) {
+      if (!this.allows(repository)) {
         throw new Error(`thin layer ${id} reads from repository ${repository}, which this driver is not configured for; configure it (--repository ${repository}=<server URL> or /etc/cvmfs/config.d/${repository}.conf)`);
       }
       return { repository, inside };

@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { directoriesInUseFile, MAX_DIRECTORIES_KEPT, readDirectoriesInUse, writeDirectoriesInUse } from '../../src/core/cvmfs/directories-in-use.ts';
+import { directoriesInUseFile, MAX_DIRECTORIES_KEPT, readDirectoriesInUse, repositoriesWithDirectoriesInUse, writeDirectoriesInUse } from '../../src/core/cvmfs/directories-in-use.ts';
 import { isMounted, unmount } from '../../src/core/fuse/mount.ts';
 import { log } from '../../src/core/log.ts';
 import { copyFixtureRepository, FQRN, makeTempDir, PUBLIC_KEY, removeDir } from './fixture.ts';
@@ -25,6 +25,20 @@ before(async () => {
 });
 after(async () => {
   await removeDir(dir);
+});
+
+test('the repositories with lists are named, the most recently ended mount\'s first', async () => {
+  const cache = join(dir, 'cache-named');
+  assert.deepEqual(await repositoriesWithDirectoriesInUse(cache), [], 'none before any mount ended');
+  for (const [fqrn, ageSeconds] of [['old.example.org', 300], ['new.example.org', 10], ['middle.example.org', 60]] as const) {
+    const file = directoriesInUseFile(cache, fqrn);
+    await writeDirectoriesInUse(file, ['/a']);
+    const when = Date.now() / 1000 - ageSeconds;
+    await utimes(file, when, when);
+  }
+  // What a mount writing its list at that moment leaves beside them.
+  await writeFile(join(cache, 'directories-in-use', 'busy.example.org.json.123.tmp'), '[]');
+  assert.deepEqual(await repositoriesWithDirectoriesInUse(cache), ['new.example.org', 'middle.example.org', 'old.example.org']);
 });
 
 test('a list puts this mount\'s directories first, then earlier ones, up to its bound, and is written whole', async () => {

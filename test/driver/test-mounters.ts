@@ -19,8 +19,9 @@ export const refusingMounter: RepositoryMounter = {
  * Mounts a snapshot of `<root>/<repository>` at the target, as a client mounts the revision
  * current at that moment, and counts what it did. With `rawWhiteouts` it stands for cvmfs2: the
  * snapshot holds layers as CernVM-FS stores them (`.wh.*` and `.cvmfscatalog` as plain files).
+ * `usedBefore` is what it says earlier mounts on the host used.
  */
-export function bindMounter(root: string, options: { rawWhiteouts?: boolean } = {}): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
+export function bindMounter(root: string, options: { rawWhiteouts?: boolean; usedBefore?: string[] } = {}): RepositoryMounter & { mounts: string[]; unmounts: string[] } {
   const mounts: string[] = [];
   const unmounts: string[] = [];
   return {
@@ -40,5 +41,6 @@ export function bindMounter(root: string, options: { rawWhiteouts?: boolean } = 
       unmounts.push(path.basename(target));
     },
     isAlive: (target) => isMountPoint(target),
+    usedBefore: async () => options.usedBefore ?? [],
   };
 }

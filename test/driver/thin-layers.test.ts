@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isMountPoint } from '../../src/core/fs/mounts.ts';
 import { OverlayDriver } from '../../src/driver/overlay-driver.ts';
 import { chunks, file, makeTar, tempDir } from '../overlay/fixtures.ts';
+import { pollUntil } from '../helpers/process.ts';
 import { bindMounter } from './test-mounters.ts';
 
 const REPO = 'thin.test.local';
@@ -37,10 +38,10 @@ function thinJson(layers: Array<[string, string]>): string {
   return JSON.stringify({ version: '1.0', origin: 'test', layers: layers.map(([digest, url]) => ({ digest, url })) });
 }
 
-async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0, unmountDelayMs = 0) {
+async function setup(t: TestContext, allowed?: Set<string>, idleUnmountMs = 0, unmountDelayMs = 0, usedBefore: string[] = []) {
   const base = await tempDir(t, 'thin-driver-');
   await makeRepository(path.join(base, 'repos'));
-  const mounter = bindMounter(path.join(base, 'repos'));
+  const mounter = bindMounter(path.join(base, 'repos'), { usedBefore });
   const driver = new OverlayDriver(path.join(base, 'init.json'), { mounter, repositories: () => allowed, idleUnmountMs }, { unmountDelayMs });
   await driver.init({ Home: path.join(base, 'home'), Opts: null, UIDMaps: null, GIDMaps: null });
   t.after(() => driver.cleanup());
@@ -180,4 +181,22 @@ test('Cleanup right after loading waits for the mount made ahead of use and undo
   await s.thinImage('img', GOOD);
   await s.driver.cleanup();
   assert.equal(await isMountPoint(path.join(s.home, 'cvmfs', REPO)), false);
+});
+
+test('a starting driver mounts the repositories used here before ahead of use, configured ones only, until they have been idle', async (t) => {
+  const s = await setup(t, new Set([REPO]), 300, 0, ['unconfigured.test.local', REPO]);
+  await pollUntil(async () => s.mounter.unmounts.includes(REPO), 10_000, () => `mounted ahead and unmounted once idle; mounts ${s.mounter.mounts.join(', ')}`);
+  assert.deepEqual(s.mounter.mounts, [REPO], 'only the repository the driver is configured for');
+  assert.equal(await isMountPoint(path.join(s.home, 'cvmfs', REPO)), false);
+});
+
+test('a repository used before is mounted ahead for the first container of its image', async (t) => {
+  const s = await setup(t, undefined, 60_000, 0, [REPO]);
+  await pollUntil(() => isMountPoint(path.join(s.home, 'cvmfs', REPO)), 10_000, () => 'mounted ahead of use');
+  await s.thinImage('img', GOOD);
+  await s.container('c1', 'img');
+  const root = await s.driver.get({ ID: 'c1' });
+  assert.equal(await fs.readFile(path.join(root, 'etc', 'kept'), 'utf8'), 'kept\n');
+  assert.deepEqual(s.mounter.mounts, [REPO], 'loading and Get used the mount made as the driver started');
+  await s.driver.put({ ID: 'c1' });
 });

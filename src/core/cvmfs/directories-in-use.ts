@@ -4,15 +4,25 @@
 // a container started again looks into the same directories of the same layers, and on a freshly
 // started mount each first look into a directory otherwise waits for its table to be built.
 // The mount writes the list when it ends: its own directories first, then earlier ones, bounded.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { log } from '../log.ts';
 
 /** Directories a list keeps; building one table costs a mount ~0.5-3 ms when it starts. */
 export const MAX_DIRECTORIES_KEPT = 256;
 
+const LIST_DIR = 'directories-in-use';
+
 export function directoriesInUseFile(cacheDirectory: string, fqrn: string): string {
-  return path.join(cacheDirectory, 'directories-in-use', `${fqrn}.json`);
+  return path.join(cacheDirectory, LIST_DIR, `${fqrn}.json`);
+}
+
+/** The repositories mounts on this host kept lists for, the most recently ended mount's first. */
+export async function repositoriesWithDirectoriesInUse(cacheDirectory: string): Promise<string[]> {
+  const dir = path.join(cacheDirectory, LIST_DIR);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => name.endsWith('.json'));
+  const written = await Promise.all(names.map(async (name) => ({ fqrn: name.slice(0, -'.json'.length), mtimeMs: (await stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0 })));
+  return written.toSorted((a, b) => b.mtimeMs - a.mtimeMs).map((entry) => entry.fqrn);
 }
 
 /** The repository paths in `file`, most recently used first; none if it is missing or damaged. */
