@@ -22,15 +22,22 @@ export interface Measurement {
 
 export type Case = 'a' | 'b' | 'c' | 'd' | 'e' | 'f';
 
-// Runs of (c) and (d) whose median is reported (at least five, as the stargz CI takes), and of
-// (e), which starts a dockerd and a plugin for each.
-const WARM_RUNS = 5;
+// Runs of (c) and (d) whose medians are reported (at least five, as the stargz CI takes), and of
+// (e) and (f), which start a dockerd (and a plugin) for each.
+const WARM_RUNS = 7;
 const RESTART_RUNS = 3;
 
-async function medianOf(runs: number, measure: () => Promise<number>): Promise<number> {
-  const seconds: number[] = [];
-  for (let i = 0; i < runs; i++) seconds.push(await measure());
-  return seconds.toSorted((x, y) => x - y)[Math.floor(runs / 2)]!;
+/**
+ * The median seconds of each measurement, taken in turn `runs` times: a case and its floor
+ * measured alternately meet the host in the same state (one run moves by ±30% on a busy host,
+ * and its pace drifts over minutes).
+ */
+async function alternatedMedians(runs: number, measures: Array<() => Promise<number>>): Promise<number[]> {
+  const seconds = measures.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) {
+    for (const [index, measure] of measures.entries()) seconds[index]!.push(await measure());
+  }
+  return seconds.map((taken) => taken.toSorted((x, y) => x - y)[Math.floor(runs / 2)]!);
 }
 
 async function timed(task: () => Promise<unknown>): Promise<number> {
@@ -88,13 +95,8 @@ export async function comparePull(image: BenchImage, link: LinkSetup, dir: strin
     };
     let before = transferred(links);
     results.a = { seconds: await timed(() => dockerRun(overlay, viaLink(regular))), bytes: transferred(links) - before };
-    // The warm cases and (d) are medians: one run moves by ±30% on a busy host.
-    results.d = { seconds: await medianOf(WARM_RUNS, () => timed(() => dockerRun(overlay, viaLink(regular)))), bytes: 0 };
-    // (f): the same on a dockerd started afresh, the floor for (e).
-    results.f = { seconds: await medianOf(RESTART_RUNS, async () => {
-      await overlay.restart();
-      return timed(() => dockerRun(overlay, viaLink(regular)));
-    }), bytes: 0 };
+    // (d): the regular image present, the floor for (c).
+    const present = () => timed(() => dockerRun(overlay, viaLink(regular)));
 
     const cache = join(dir, `cache-${image.name}-${Date.now()}`);
     const thin = viaLink(`${setupLink.address}/bench/${image.name}:thin`);
@@ -124,11 +126,19 @@ export async function comparePull(image: BenchImage, link: LinkSetup, dir: strin
       coldBytes = transferred(links) - before;
       // (c): warm as the lazy-pull benchmarks count it: the host goes on running with its cache,
       // and a new container starts; here the image is removed first, so it is pulled again.
-      results.c = { seconds: await medianOf(WARM_RUNS, runAbsent), bytes: 0 };
+      const [c, d] = await alternatedMedians(WARM_RUNS, [runAbsent, present]);
+      results.c = { seconds: c!, bytes: 0 };
+      results.d = { seconds: d!, bytes: 0 };
     });
     results.b = { seconds: cold, bytes: coldBytes };
-    // (e): the cache warm, but dockerd and the plugin started afresh (a host after a reboot).
-    results.e = { seconds: await medianOf(RESTART_RUNS, () => thinRun()), bytes: 0 };
+    // (e): the cache warm, but dockerd and the plugin started afresh (a host after a reboot);
+    // (f): the regular image present on a dockerd started afresh, the floor for (e).
+    const [e, f] = await alternatedMedians(RESTART_RUNS, [() => thinRun(), async () => {
+      await overlay.restart();
+      return present();
+    }]);
+    results.e = { seconds: e!, bytes: 0 };
+    results.f = { seconds: f!, bytes: 0 };
     await rm(cache, { recursive: true, force: true });
     return results;
   } finally {
