@@ -59,12 +59,12 @@ try {
     ['(b) thin image, cold cache', 'b'],
     ['(c) thin image, warm cache', 'c'],
     ['(d) regular image present', 'd'],
-    ['(e) thin, warm, after a restart', 'e'],
-    ['(f) regular, present, after a restart', 'f'],
+    ['(e) thin image, warm, restarted', 'e'],
+    ['(f) regular image present, restarted', 'f'],
   ];
   for (const [label, key] of rows) {
     const { seconds, bytes } = results[key];
-    process.stdout.write(`${label.padEnd(34)} ${seconds.toFixed(2).padStart(6)} s   ${(bytes / 1e6).toFixed(1).padStart(6)} MB over the network\n`);
+    process.stdout.write(`${label.padEnd(37)} ${seconds.toFixed(2).padStart(6)} s   ${(bytes / 1e6).toFixed(1).padStart(6)} MB over the network\n`);
   }
   const fraction = results.b.bytes / results.a.bytes;
   say(`the thin image moved ${(fraction * 100).toFixed(0)}% of the bytes a regular pull moves; bench/thin-vs-pull.ts measures larger images over a slow link`);
