@@ -12,7 +12,7 @@ import { treeSize } from '../core/fs/walk.ts';
 import { loadInitState, saveInitState } from './init-state.ts';
 import { parseDriverOptions } from './options.ts';
 import type { Change, InitRequest, LayerRequest } from './protocol.ts';
-import type { RepositorySpec } from './repository-config.ts';
+import { isRepositoryName, type RepositorySpec } from './repository-config.ts';
 import { RepositoryMounts, type RepositoryMounter } from './repository-mounts.ts';
 import { ThinLayers } from './thin-layers.ts';
 import { WhiteoutLayers } from './whiteout-layers.ts';
@@ -140,7 +140,8 @@ export class OverlayDriver {
       log.warn(`cannot tell which repositories were used here before: ${error.message}`);
       return [];
     })) ?? [];
-    const wanted = used.filter((repository) => thin.allows(repository)).slice(0, REPOSITORIES_MOUNTED_AT_START);
+    // The names come from file names in the cache; one that is no repository name is no mount point either.
+    const wanted = used.filter((repository) => isRepositoryName(repository) && thin.allows(repository)).slice(0, REPOSITORIES_MOUNTED_AT_START);
     if (wanted.length === 0) return;
     log.info(`mounting ahead of use the repositories used here most recently: ${wanted.join(', ')}`);
     for (const repository of wanted) repositories.prepare(new Map([[repository, []]]), async () => {});

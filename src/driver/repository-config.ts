@@ -22,11 +22,16 @@ export interface RepositoryAccess {
 
 const FQRN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
 
+/** Whether `text` is a repository name (like unpacked.cern.ch), safe as a directory name too. */
+export function isRepositoryName(text: string): boolean {
+  return FQRN.test(text);
+}
+
 /** Parses `FQRN` or `FQRN=URL,key=PUB`; `source` names where the text came from, for errors. */
 export function parseRepositorySpec(text: string, source = '--repository'): RepositorySpec {
   const eq = text.indexOf('=');
   const fqrn = (eq < 0 ? text : text.slice(0, eq)).trim();
-  if (!FQRN.test(fqrn)) throw new Error(`${source} ${JSON.stringify(text)}: ${JSON.stringify(fqrn)} is not a repository name like unpacked.cern.ch`);
+  if (!isRepositoryName(fqrn)) throw new Error(`${source} ${JSON.stringify(text)}: ${JSON.stringify(fqrn)} is not a repository name like unpacked.cern.ch`);
   if (eq < 0) return { fqrn };
   const [serverUrl, ...options] = text.slice(eq + 1).split(',');
   if (!serverUrl || !/^https?:\/\//.test(serverUrl)) throw new Error(`${source} ${JSON.stringify(text)}: expected FQRN=http(s)://server/cvmfs/@fqrn@[,key=/path/to/key.pub]`);

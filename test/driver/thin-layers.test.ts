@@ -190,6 +190,13 @@ test('a starting driver mounts the repositories used here before ahead of use, c
   assert.equal(await isMountPoint(path.join(s.home, 'cvmfs', REPO)), false);
 });
 
+test('names of repositories used before that are no repository names are never mounted', async (t) => {
+  // Any repository may be used, and the names come from file names in the cache.
+  const s = await setup(t, undefined, 300, 0, ['..', '', '.', 'a/b', REPO]);
+  await pollUntil(async () => s.mounter.unmounts.includes(REPO), 10_000, () => `mounted ahead and unmounted once idle; mounts ${s.mounter.mounts.join(', ')}`);
+  assert.deepEqual(s.mounter.mounts, [REPO]);
+});
+
 test('a repository used before is mounted ahead for the first container of its image', async (t) => {
   const s = await setup(t, undefined, 60_000, 0, [REPO]);
   await pollUntil(() => isMountPoint(path.join(s.home, 'cvmfs', REPO)), 10_000, () => 'mounted ahead of use');
