@@ -207,3 +207,14 @@ test('a repository used before is mounted ahead for the first container of its i
   assert.deepEqual(s.mounter.mounts, [REPO], 'loading and Get used the mount made as the driver started');
   await s.driver.put({ ID: 'c1' });
 });
+
+test('containers of one thin image started at once both get their layers', async (t) => {
+  const s = await setup(t, undefined, 60_000);
+  await s.thinImage('img', GOOD);
+  await s.container('c1', 'img');
+  await s.container('c2', 'img');
+  // Both expand the thin layer for the first time, making the same short links.
+  const roots = await Promise.all([s.driver.get({ ID: 'c1' }), s.driver.get({ ID: 'c2' })]);
+  for (const root of roots) assert.equal(await fs.readFile(path.join(root, 'etc', 'kept'), 'utf8'), 'kept\n');
+  await Promise.all([s.driver.put({ ID: 'c1' }), s.driver.put({ ID: 'c2' })]);
+});

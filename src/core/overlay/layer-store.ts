@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { mountsBelow, unmount } from '../fs/mounts.ts';
@@ -10,8 +10,8 @@ import { log } from '../log.ts';
 // links, relative to <home>, so the mount options of a 125-layer image stay well under a page
 // and the home path (which may contain ':' or ',') never appears in them.
 //
-// Creating a layer, starting and ending the unpacking of its diff, and reading its few-byte
-// files take synchronous calls of microseconds each: every call through libuv's thread pool
+// Creating a layer, starting and ending the unpacking of its diff, reading its few-byte files
+// and its short links take synchronous calls of microseconds each: every call through libuv's thread pool
 // costs ~0.3–1 ms on a small VM, and docker run creates and mounts two layers before its
 // container starts (~20 such calls).
 
@@ -110,7 +110,7 @@ export class LayerStore {
 
   /** The layer a short link of a lower chain names. */
   async layerOfLink(link: string): Promise<string> {
-    const target = await fs.readlink(path.join(this.home, link));
+    const target = readlinkSync(path.join(this.home, link));
     const match = /^\.\.\/([^/]+)\/diff$/.exec(target);
     if (!match) throw new LayerError(`${link} points at ${target}, not at a layer`);
     return match[1]!;
@@ -126,10 +126,16 @@ export class LayerStore {
     const name = `X${base32(crypto.createHash('sha256').update(targetBelowHome).digest().subarray(0, 11))}`;
     const link = path.join(this.home, LINK_DIR, name);
     const wanted = path.relative(path.dirname(link), path.join(this.home, targetBelowHome));
-    const current = await fs.readlink(link).catch(() => undefined);
+    // Synchronous, so that two Gets expanding the same thin layer cannot interleave here.
+    let current: string | undefined;
+    try {
+      current = readlinkSync(link);
+    } catch {
+      current = undefined;
+    }
     if (current !== wanted) {
-      await fs.rm(link, { force: true });
-      await fs.symlink(wanted, link);
+      rmSync(link, { force: true });
+      symlinkSync(wanted, link);
     }
     return `${LINK_DIR}/${name}`;
   }
