@@ -386,6 +386,26 @@ test('passthrough: without perl to register backing files, every file is read th
   assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) >= BIG.length);
 });
 
+test('the connection\'s Perl helper mounts it: no mount program is needed where perl runs', async (t) => {
+  // A PATH with perl and no mount program, while the mount starts.
+  const bin = await mkdtemp(path.join(tmpdir(), 'fuse-no-mount-'));
+  stopAfter(t, { stop: () => rm(bin, { recursive: true }) });
+  await symlink((await run('sh', ['-c', 'command -v perl'])).stdout.trim(), path.join(bin, 'perl'));
+  const fs = buildTree();
+  const served = await withBackingFiles(t, fs, ['big.bin']);
+  const pathBefore = process.env.PATH;
+  process.env.PATH = bin;
+  let mountpoint: string;
+  try {
+    ({ mountpoint } = await mountForTest(t, served));
+  } finally {
+    process.env.PATH = pathBefore;
+  }
+  assert.equal((await run('sha256sum', [path.join(mountpoint, 'big.bin')])).stdout.split(' ')[0], sha256(BIG));
+  const mount = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((line) => line.split(' ')[4] === mountpoint);
+  assert.match(mount ?? '', / ro[, ].* - fuse\.cvmfs-graphdriver \S+ .*allow_other/, 'read-only, its subtype and options as the mount program sets them');
+});
+
 test('passthrough makes the mount a level of stacking: an overlay on it takes no overlay on top, unless it is turned off', async (t) => {
   for (const passthrough of [true, false]) {
     const fs = buildTree();

@@ -12,6 +12,11 @@ const CALL_NUMBERS: Partial<Record<NodeJS.Architecture, { mount: number; umount2
   arm64: { mount: 40, umount2: 39 },
 };
 
+/** The numbers of mount and umount2 on this machine; undefined where they are not listed. */
+export function mountCallNumbers(): { mount: number; umount2: number } | undefined {
+  return CALL_NUMBERS[process.arch];
+}
+
 export const MS_RDONLY = 1;
 export const MS_BIND = 4096;
 export const MNT_DETACH = 2;
@@ -45,7 +50,7 @@ while (my $line = <STDIN>) {
  * flags, data) and `umount2` (target, flags); undefined where it cannot run.
  */
 export function mountSyscallDialect(): CommandDialect | undefined {
-  const numbers = CALL_NUMBERS[process.arch];
+  const numbers = mountCallNumbers();
   if (numbers === undefined || findOnPath('perl') === undefined) return undefined;
   return {
     // Only PATH: perl warns on stderr about any locale a minimal rootfs lacks.

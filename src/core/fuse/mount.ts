@@ -1,5 +1,7 @@
-// Mounting and unmounting FUSE connections. Node cannot call mount(2), so the `mount` and
-// `umount` programs from PATH do it (util-linux on a host, busybox in the plugin's rootfs).
+// Mounting and unmounting FUSE connections. Node cannot call mount(2): the connection's Perl
+// helper (backing-files.ts) makes the call where it runs, or else the `mount` program from PATH
+// does (util-linux on a host, busybox in the plugin's rootfs); unmounting goes through
+// fs/mounts.ts.
 // Nothing here stats or opens a path inside a FUSE mount synchronously: a mount whose server is
 // hung (or is this process) would block the caller for good.
 import { spawn, spawnSync } from 'node:child_process';
@@ -18,17 +20,26 @@ export interface FuseMountOptions {
   subtype: string;
 }
 
+/** A mount(2) the kernel refused (rather than a helper that could not make the call). */
+export class MountRefused extends Error {}
+
+/** What can mount a connection by mount(2) itself: the backing-file helper, holding it as its fd 3. */
+export interface ConnectionMounter {
+  /** Fails with MountRefused when the kernel refuses; with another error when it cannot make the call. */
+  mount(source: string, target: string, type: string, data: string): Promise<void>;
+}
+
 /**
  * Mounts the FUSE connection open on `fd` (/dev/fuse) read-only at `mountpoint` (absolute) and
- * returns the connection's device number. The fd becomes the helper's fd 3; `-i` keeps util-linux
- * from handing `-t fuse` to mount.fuse3, which would take the source for a program to run.
+ * returns the connection's device number: by `mounter` where it can, else by the mount program,
+ * to which the fd becomes fd 3 (`-i` keeps util-linux from handing `-t fuse` to mount.fuse3,
+ * which would take the source for a program to run).
  */
-export async function mountFuse(fd: number, mountpoint: string, options: FuseMountOptions): Promise<number> {
+export async function mountFuse(fd: number, mountpoint: string, options: FuseMountOptions, mounter?: ConnectionMounter): Promise<number> {
   for (const [name, value] of Object.entries(options)) {
     if (!/^[\w.@+-]+$/.test(value)) throw new Error(`FUSE mount ${name} ${JSON.stringify(value)} must be a plain word`);
   }
-  const mountOptions = [
-    'ro',
+  const fsOptions = [
     `subtype=${options.subtype}`,
     'fd=3',
     'rootmode=40000',
@@ -38,7 +49,22 @@ export async function mountFuse(fd: number, mountpoint: string, options: FuseMou
     'allow_other',
     'default_permissions',
   ].join(',');
-  const args = ['-i', '-t', 'fuse', '-o', mountOptions, options.source, mountpoint];
+  const byCall = mounter?.mount(options.source, mountpoint, 'fuse', fsOptions).then(
+    () => true,
+    (error: Error) => {
+      if (error instanceof MountRefused) throw new Error(`mounting FUSE at ${mountpoint} with ${fsOptions} failed: ${error.message}`);
+      log.debug(`fuse: mounting with the mount program (${error.message})`);
+      return false;
+    },
+  );
+  if (!(await byCall)) await mountByProgram(fd, mountpoint, options.source, `ro,${fsOptions}`);
+  const mount = await findMount(mountpoint);
+  if (!mount) throw new Error(`mount reported success but nothing is mounted at ${mountpoint}`);
+  return mount.device;
+}
+
+async function mountByProgram(fd: number, mountpoint: string, source: string, mountOptions: string): Promise<void> {
+  const args = ['-i', '-t', 'fuse', '-o', mountOptions, source, mountpoint];
   const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe', fd] });
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
@@ -49,9 +75,6 @@ export async function mountFuse(fd: number, mountpoint: string, options: FuseMou
   if (status !== null) {
     throw new Error(`mount ${args.join(' ')} failed (${status}): ${Buffer.concat(stderr).toString().trim() || 'no message'}`);
   }
-  const mount = await findMount(mountpoint);
-  if (!mount) throw new Error(`mount reported success but nothing is mounted at ${mountpoint}`);
-  return mount.device;
 }
 
 interface MountInfo {

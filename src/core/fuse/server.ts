@@ -104,14 +104,17 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
   const { fd, reader, readBuffers, backingFiles } = deviceAhead ?? openFuseDevice();
   deviceAhead = null;
   const passthrough = fs.backingFile !== undefined && options.passthrough !== false;
-  if (!passthrough) backingFiles?.stop();
-  const session = new FuseSession(fd, fs, readBuffers, passthrough ? (backingFiles ?? new BackingFiles(fd)) : null);
+  const helper = passthrough ? (backingFiles ?? new BackingFiles(fd)) : backingFiles;
+  const session = new FuseSession(fd, fs, readBuffers, passthrough && helper ? helper : null);
   session.shareLookupTablesWith(reader);
   session.shareBackingFilesWith(reader);
   let device: number;
   try {
-    device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' });
+    device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' }, helper);
+    // Without passthrough the helper only mounted.
+    if (!passthrough) helper?.stop();
   } catch (error) {
+    if (!passthrough) helper?.stop();
     session.end();
     await reader.cancel();
     closeSync(fd);
