@@ -366,41 +366,30 @@ test('passthrough: a directory\'s table brings the backing files of its cached f
   assert.equal(fs.bytesRead.get(fs.attrOf('d/not-cached.txt').ino), 11, 'one without a backing file is read through the server');
 });
 
-test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {
-  // A PATH with mount and umount but no perl, while the mount starts.
-  const bin = await mkdtemp(path.join(tmpdir(), 'fuse-no-perl-'));
+/** Mounts `served` with a PATH holding only `programs` while the mount starts. */
+async function mountWithOnly(t: TestContext, served: ReadOnlyFilesystem, programs: string[]): Promise<string> {
+  const bin = await mkdtemp(path.join(tmpdir(), 'fuse-path-'));
   stopAfter(t, { stop: () => rm(bin, { recursive: true }) });
-  for (const program of ['mount', 'umount']) await symlink((await run('sh', ['-c', `command -v ${program}`])).stdout.trim(), path.join(bin, program));
-  const fs = buildTree();
-  const served = await withBackingFiles(t, fs, ['big.bin']);
+  for (const program of programs) await symlink((await run('sh', ['-c', `command -v ${program}`])).stdout.trim(), path.join(bin, program));
   const pathBefore = process.env.PATH;
   process.env.PATH = bin;
-  let mountpoint: string;
   try {
-    ({ mountpoint } = await mountForTest(t, served));
+    return (await mountForTest(t, served)).mountpoint;
   } finally {
     process.env.PATH = pathBefore;
   }
+}
+
+test('passthrough: without perl to register backing files, every file is read through the server', async (t) => {
+  const fs = buildTree();
+  const mountpoint = await mountWithOnly(t, await withBackingFiles(t, fs, ['big.bin']), ['mount', 'umount']);
   assert.equal((await run('sha256sum', [path.join(mountpoint, 'big.bin')])).stdout.split(' ')[0], sha256(BIG));
   assert.equal((await sh(`${q(path.join(mountpoint, 'busybox'))} echo ran`)).stdout, 'ran\n');
   assert.ok((fs.bytesRead.get(fs.attrOf('big.bin').ino) ?? 0) >= BIG.length);
 });
 
 test('the connection\'s Perl helper mounts it: no mount program is needed where perl runs', async (t) => {
-  // A PATH with perl and no mount program, while the mount starts.
-  const bin = await mkdtemp(path.join(tmpdir(), 'fuse-no-mount-'));
-  stopAfter(t, { stop: () => rm(bin, { recursive: true }) });
-  await symlink((await run('sh', ['-c', 'command -v perl'])).stdout.trim(), path.join(bin, 'perl'));
-  const fs = buildTree();
-  const served = await withBackingFiles(t, fs, ['big.bin']);
-  const pathBefore = process.env.PATH;
-  process.env.PATH = bin;
-  let mountpoint: string;
-  try {
-    ({ mountpoint } = await mountForTest(t, served));
-  } finally {
-    process.env.PATH = pathBefore;
-  }
+  const mountpoint = await mountWithOnly(t, await withBackingFiles(t, buildTree(), ['big.bin']), ['perl']);
   assert.equal((await run('sha256sum', [path.join(mountpoint, 'big.bin')])).stdout.split(' ')[0], sha256(BIG));
   const mount = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((line) => line.split(' ')[4] === mountpoint);
   assert.match(mount ?? '', / ro[, ].* - fuse\.cvmfs-graphdriver \S+ .*allow_other/, 'read-only, its subtype and options as the mount program sets them');
