@@ -10,10 +10,10 @@ import { log } from '../log.ts';
 // links, relative to <home>, so the mount options of a 125-layer image stay well under a page
 // and the home path (which may contain ':' or ',') never appears in them.
 //
-// Creating a layer, starting and ending the unpacking of its diff, reading its few-byte files
-// and its short links take synchronous calls of microseconds each: every call through libuv's thread pool
-// costs ~0.3–1 ms on a small VM, and docker run creates and mounts two layers before its
-// container starts (~20 such calls).
+// Creating and removing a layer, starting and ending the unpacking of its diff, reading its
+// few-byte files and its short links take synchronous calls of microseconds each: every call
+// through libuv's thread pool costs ~0.3–1 ms on a small VM, and docker run creates and mounts
+// two layers before its container starts (~20 such calls).
 
 export type LayerKind = 'ro' | 'rw';
 
@@ -182,11 +182,11 @@ export class LayerStore {
     const dir = this.layerDir(id);
     if (!(await exists(dir))) return;
     const link = await this.linkName(id).catch(() => '');
-    if (link) await fs.rm(path.join(this.home, LINK_DIR, link), { force: true });
+    if (link) rmSync(path.join(this.home, LINK_DIR, link), { force: true });
     // Renamed first so that a crash mid-way leaves a staging dir that open() finishes removing.
     const doomed = path.join(this.home, `${STAGING_PREFIX}${id}-${crypto.randomBytes(4).toString('hex')}`);
     for (const mountPoint of await mountsBelow(dir)) await unmount(mountPoint);
-    await fs.rename(dir, doomed);
+    renameSync(dir, doomed);
     // Deleting the files can wait: dockerd waits for Remove (a `docker run --rm` returns only
     // after it), and the layer is gone once renamed. A crash meanwhile leaves it to open().
     this.#deleting = this.#deleting.then(() => this.removeTree(doomed)).catch((err: Error) => log.warn(`deleting the files of removed layer ${id}: ${err.message}; they go when the driver next starts`));
