@@ -111,14 +111,14 @@ export async function serveFilesystem(fs: ReadOnlyFilesystem, mountpoint: string
   let device: number;
   try {
     device = await mountFuse(fd, target, { source: options.source ?? 'cvmfs-graphdriver', subtype: options.subtype ?? 'cvmfs-graphdriver' }, helper);
-    // Without passthrough the helper only mounted.
-    if (!passthrough) helper?.stop();
   } catch (error) {
-    if (!passthrough) helper?.stop();
     session.end();
     await reader.cancel();
     closeSync(fd);
     throw error;
+  } finally {
+    // Without passthrough the helper only mounts.
+    if (!passthrough) helper?.stop();
   }
   const detach = (): void => {
     session.end();
